@@ -1,0 +1,25 @@
+// Health, readiness, metrics and the OpenAPI document.
+#include "api/handler_util.h"
+#include "api/services.h"
+
+namespace sw::api {
+
+extern const std::string_view kOpenApiSpec;
+
+void registerSystemRoutes(Router& router, Services& s) {
+  router.add("GET", "/healthz", Auth::kPublic, [](Context&) { return jsonResponse(200, R"({"status":"ok"})"); });
+  router.add("GET", "/readyz", Auth::kPublic, [&s](Context&) {
+    if (!s.ready.load()) return problem(503, "unavailable", "not ready (starting or draining)");
+    return jsonResponse(200, R"({"status":"ready"})");
+  });
+  router.add("GET", "/metrics", Auth::kPublic, [&s](Context&) {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = s.metrics.render();
+    return r;
+  });
+  router.add("GET", "/api/v1/openapi.json", Auth::kPublic,
+             [](Context&) { return jsonResponse(200, std::string(kOpenApiSpec)); });
+}
+
+}  // namespace sw::api

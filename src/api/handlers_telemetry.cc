@@ -1,0 +1,253 @@
+// Telemetry queries (users) and the ThingsBoard-compatible device HTTP API.
+#include <algorithm>
+#include <charconv>
+
+#include "api/handler_util.h"
+#include "api/services.h"
+
+namespace sw::api {
+namespace {
+
+constexpr std::size_t kMaxKeysPerQuery = 100;
+constexpr std::size_t kMaxRawLimit = 100000;
+constexpr std::int64_t kMaxBuckets = 100000;
+
+Result<std::int64_t> intParam(const Context& ctx, std::string_view name, std::optional<std::int64_t> fallback) {
+  auto v = ctx.request.param(name);
+  if (!v) {
+    if (fallback) return *fallback;
+    return fail(Code::kInvalidArgument, fmt::format("{} is required", name), std::string(name));
+  }
+  std::int64_t out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size()) {
+    return fail(Code::kInvalidArgument, fmt::format("{} must be an integer", name), std::string(name));
+  }
+  return out;
+}
+
+std::vector<std::string> splitKeys(std::string_view csv) {
+  std::vector<std::string> keys;
+  while (!csv.empty()) {
+    auto comma = csv.find(',');
+    auto k = csv.substr(0, comma);
+    if (!k.empty() && std::find(keys.begin(), keys.end(), k) == keys.end()) keys.emplace_back(k);
+    csv = comma == std::string_view::npos ? std::string_view() : csv.substr(comma + 1);
+  }
+  return keys;
+}
+
+std::optional<std::int64_t> parseInterval(std::string_view s) {
+  std::int64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || n <= 0) return std::nullopt;
+  std::string_view unit(p, s.data() + s.size() - p);
+  std::int64_t mult;
+  if (unit.empty() || unit == "ms")
+    mult = 1;
+  else if (unit == "s")
+    mult = 1000;
+  else if (unit == "m")
+    mult = 60000;
+  else if (unit == "h")
+    mult = 3600000;
+  else if (unit == "d")
+    mult = 86400000;
+  else
+    return std::nullopt;
+  if (n > INT64_MAX / mult) return std::nullopt;
+  return n * mult;
+}
+
+std::optional<storage::AggFn> parseAgg(std::string_view s) {
+  using storage::AggFn;
+  if (s == "avg") return AggFn::kAvg;
+  if (s == "min") return AggFn::kMin;
+  if (s == "max") return AggFn::kMax;
+  if (s == "sum") return AggFn::kSum;
+  if (s == "count") return AggFn::kCount;
+  if (s == "first") return AggFn::kFirst;
+  if (s == "last") return AggFn::kLast;
+  return std::nullopt;
+}
+
+// Raw-query cursor: for each key cut short by the limit, where to resume. Opaque hex of
+// "key \x1f ts \x1e ...".
+std::string encodeCursor(const std::vector<std::pair<std::string, std::int64_t>>& resume) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string raw, out;
+  for (const auto& [k, ts] : resume) raw += fmt::format("{}\x1f{}\x1e", k, ts);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xF]);
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::int64_t>> decodeCursor(std::string_view hex) {
+  auto bad = [] { return fail(Code::kInvalidArgument, "malformed cursor", "cursor"); };
+  if (hex.size() % 2 || hex.size() > 65536) return bad();
+  std::string raw;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+    if (ec != std::errc() || p != hex.data() + i + 2) return bad();
+    raw.push_back(static_cast<char>(v));
+  }
+  std::map<std::string, std::int64_t> out;
+  std::string_view rest(raw);
+  while (!rest.empty()) {
+    auto end = rest.find('\x1e');
+    auto sep = rest.find('\x1f');
+    if (end == std::string_view::npos || sep == std::string_view::npos || sep > end) return bad();
+    std::int64_t ts;
+    auto tsv = rest.substr(sep + 1, end - sep - 1);
+    auto [p, ec] = std::from_chars(tsv.data(), tsv.data() + tsv.size(), ts);
+    if (ec != std::errc() || p != tsv.data() + tsv.size()) return bad();
+    out[std::string(rest.substr(0, sep))] = ts;
+    rest.remove_prefix(end + 1);
+  }
+  return out;
+}
+
+// Resolves the device for a telemetry read: must exist in the caller's tenant.
+Result<TenantId> deviceTenant(Services& s, const Context& ctx) {
+  auto tenant = tenantOf(ctx);
+  if (!tenant) return tenant;
+  if (auto d = s.metadata.getDevice(*tenant, DeviceId(ctx.param("id"))); !d) return std::unexpected(d.error());
+  return tenant;
+}
+
+Response timeseries(Services& s, Context& ctx) {
+  auto tenant = deviceTenant(s, ctx);
+  if (!tenant) return errorResponse(tenant.error());
+  DeviceId device(ctx.param("id"));
+  auto keys_param = ctx.request.param("keys");
+  auto keys = splitKeys(keys_param.value_or(""));
+  if (keys.empty()) return problem(400, "invalid_argument", "keys is required (comma-separated)", "keys");
+  if (keys.size() > kMaxKeysPerQuery) return problem(400, "invalid_argument", "too many keys in one query", "keys");
+  auto from = intParam(ctx, "from", std::nullopt);
+  if (!from) return errorResponse(from.error());
+  auto to = intParam(ctx, "to", std::nullopt);
+  if (!to) return errorResponse(to.error());
+  if (*to < *from) return problem(400, "invalid_argument", "to must not be before from", "to");
+
+  JsonWriter w;
+  w.beginObject();
+  if (auto agg_s = ctx.request.param("agg")) {
+    auto fn = parseAgg(*agg_s);
+    if (!fn)
+      return problem(400, "invalid_argument", "agg must be one of avg, min, max, sum, count, first, last", "agg");
+    auto interval = parseInterval(ctx.request.param("interval").value_or(""));
+    if (!interval) return problem(400, "invalid_argument", "interval must be like 500, 30s, 1m, 1h or 1d", "interval");
+    // 128-bit: the span of an int64 range can overflow 64 bits.
+    if ((static_cast<__int128>(*to) - *from) / *interval > kMaxBuckets) {
+      return problem(400, "invalid_argument", "the range holds too many intervals; use a larger interval", "interval");
+    }
+    for (const auto& k : keys) {
+      auto points = s.store.aggregate(*tenant, device, k, storage::AggQuery{*from, *to, *interval, *fn});
+      if (!points) return errorResponse(points.error());
+      w.key(k).beginArray();
+      for (const auto& p : *points) {
+        w.beginObject().key("ts").integer(p.ts).key("value").number(p.value).endObject();
+      }
+      w.endArray();
+    }
+    w.endObject();
+    return jsonResponse(200, w.take());
+  }
+
+  auto limit = intParam(ctx, "limit", 1000);
+  if (!limit) return errorResponse(limit.error());
+  if (*limit < 1 || static_cast<std::size_t>(*limit) > kMaxRawLimit) {
+    return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
+  }
+  std::map<std::string, std::int64_t> resume;
+  const bool paging = ctx.request.param("cursor").has_value();
+  if (paging) {
+    auto c = decodeCursor(*ctx.request.param("cursor"));
+    if (!c) return errorResponse(c.error());
+    resume = std::move(*c);
+  }
+  std::vector<std::pair<std::string, std::int64_t>> next;
+  for (const auto& k : keys) {
+    w.key(k).beginArray();
+    std::int64_t start = *from;
+    bool skip = false;
+    if (paging) {
+      auto it = resume.find(k);
+      if (it == resume.end())
+        skip = true;  // this key was complete on an earlier page
+      else
+        start = std::max(start, it->second);
+    }
+    if (!skip) {
+      auto page = s.store.readRaw(*tenant, device, k, storage::RawQuery{start, *to, static_cast<std::size_t>(*limit)});
+      if (!page) return errorResponse(page.error());
+      for (const auto& p : page->points) {
+        w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
+      }
+      if (page->more && !page->points.empty()) next.emplace_back(k, page->points.back().ts + 1);
+    }
+    w.endArray();
+  }
+  w.endObject();
+  Response r = jsonResponse(200, w.take());
+  if (!next.empty()) r.headers.emplace_back("X-Next-Cursor", encodeCursor(next));
+  return r;
+}
+
+}  // namespace
+
+void registerTelemetryRoutes(Router& router, Services& s) {
+  router.add("GET", "/api/v1/devices/{id}/telemetry/keys", Auth::kUser, [&s](Context& ctx) {
+    auto tenant = deviceTenant(s, ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    auto keys = s.store.keys(*tenant, DeviceId(ctx.param("id")));
+    if (!keys) return errorResponse(keys.error());
+    std::sort(keys->begin(), keys->end());
+    JsonWriter w;
+    w.beginArray();
+    for (const auto& k : *keys) w.string(k);
+    w.endArray();
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("GET", "/api/v1/devices/{id}/telemetry/latest", Auth::kUser, [&s](Context& ctx) {
+    auto tenant = deviceTenant(s, ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    auto keys = splitKeys(ctx.request.param("keys").value_or(""));
+    if (keys.size() > 1000) return problem(400, "invalid_argument", "too many keys in one query", "keys");
+    auto latest = s.store.latest(*tenant, DeviceId(ctx.param("id")), keys);
+    if (!latest) return errorResponse(latest.error());
+    JsonWriter w;
+    w.beginObject();
+    for (const auto& [k, tv] : *latest) {
+      w.key(k).beginObject().key("ts").integer(tv.ts).key("value").value(tv.value).endObject();
+    }
+    w.endObject();
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("GET", "/api/v1/devices/{id}/telemetry", Auth::kUser, [&s](Context& ctx) { return timeseries(s, ctx); });
+
+  // ---- device API: the access token in the path authenticates the device ----
+  router.add("POST", "/api/v1/{access_token}/telemetry", Auth::kPublic, [&s](Context& ctx) {
+    auto device = s.pipeline.authenticate(ctx.param("access_token"));
+    if (!device) return errorResponse(device.error());
+    auto n = s.pipeline.telemetry(*device, ctx.request.content_type, ctx.request.body);
+    if (!n) return errorResponse(n.error());
+    JsonWriter w;
+    w.beginObject().key("points").integer(static_cast<std::int64_t>(*n)).endObject();
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("POST", "/api/v1/{access_token}/attributes", Auth::kPublic, [&s](Context& ctx) {
+    auto device = s.pipeline.authenticate(ctx.param("access_token"));
+    if (!device) return errorResponse(device.error());
+    if (auto st = s.pipeline.attributes(*device, ctx.request.body); !st) return errorResponse(st.error());
+    return jsonResponse(200, "{}");
+  });
+}
+
+}  // namespace sw::api

@@ -1,0 +1,223 @@
+#include "api/http_server.h"
+
+#include <array>
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "api/problem.h"
+#include "core/logging.h"
+
+namespace sw::api {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// Runs fn on the pool and resumes the coroutine on its own executor with the result; nullopt
+// when the pool refused the task (queue full or stopping).
+template <typename F>
+awaitable<std::optional<Response>> offload(runtime::BlockingPool& pool, F fn) {
+  auto ex = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<Response>)>(
+      [&pool, ex](auto handler, F fn) mutable {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        bool queued = pool.trySubmit([h, ex, fn = std::move(fn)]() mutable {
+          std::optional<Response> r(fn());
+          asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+        });
+        if (!queued) asio::post(ex, [h]() mutable { (*h)(std::optional<Response>()); });
+      },
+      asio::use_awaitable, std::move(fn));
+}
+
+http::response<http::string_body> toBeast(Response&& r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> out{static_cast<http::status>(r.status), version};
+  out.set(http::field::server, "sensoworks");
+  if (!r.content_type.empty()) out.set(http::field::content_type, r.content_type);
+  for (auto& [k, v] : r.headers) out.set(k, v);
+  out.body() = std::move(r.body);
+  out.keep_alive(keep_alive);
+  out.prepare_payload();
+  return out;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  const Config& config;
+  runtime::IoWorkers& workers;
+  runtime::BlockingPool& pool;
+  const Router& router;
+  HttpServer& owner;
+  Metrics& metrics;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<bool> accepting{true};
+  std::mutex counters_mutex;
+  std::map<int, Counter*> by_status;
+
+  Impl(const Config& c, runtime::IoWorkers& w, runtime::BlockingPool& p, const Router& r, HttpServer& o, Metrics& m)
+      : config(c), workers(w), pool(p), router(r), owner(o), metrics(m) {}
+
+  void count(int status) {
+    Counter* c;
+    {
+      std::lock_guard lock(counters_mutex);
+      auto& slot = by_status[status];
+      if (!slot) {
+        slot = &metrics.counter("sw_http_requests_total", "HTTP requests by response status",
+                                fmt::format("status=\"{}\"", status));
+      }
+      c = slot;
+    }
+    c->inc();
+  }
+
+  awaitable<void> acceptLoop() {
+    auto log = logger("api");
+    while (accepting) {
+      auto [ec, socket] = co_await acceptor->async_accept(workers.next(), kTuple);
+      if (ec) {
+        if (!accepting || ec == asio::error::operation_aborted) break;
+        log->warn("msg=\"accept failed\" error=\"{}\"", ec.message());
+        continue;
+      }
+      auto& ctx = static_cast<asio::io_context&>(socket.get_executor().context());
+      asio::co_spawn(ctx, session(std::move(socket)), asio::detached);
+    }
+  }
+
+  awaitable<void> writeProblem(beast::tcp_stream& stream, int status, std::string_view code, std::string_view detail) {
+    count(status);
+    auto res = toBeast(problem(status, code, detail), 11, false);
+    co_await http::async_write(stream, res, kTuple);
+  }
+
+  awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    stream.socket().set_option(tcp::no_delay(true));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(config.http_max_body_bytes);
+      parser.header_limit(16 * 1024);
+      stream.expires_after(std::chrono::seconds(60));
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      if (hec == http::error::body_limit) {  // declared Content-Length over the limit
+        co_await writeProblem(stream, 413, "payload_too_large",
+                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        break;
+      }
+      if (hec) {
+        if (hec != http::error::end_of_stream && hec != beast::error::timeout && hec != asio::error::connection_reset &&
+            hec != asio::error::eof && hec != asio::error::operation_aborted) {
+          co_await writeProblem(stream, 400, "invalid_argument", "malformed HTTP request");
+        }
+        break;
+      }
+      auto& head = parser.get();
+      if (parser.content_length() && *parser.content_length() > config.http_max_body_bytes) {
+        co_await writeProblem(stream, 413, "payload_too_large",
+                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        break;
+      }
+      if (beast::iequals(head[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, head.version()};
+        co_await http::async_write(stream, cont, kTuple);
+      }
+      stream.expires_after(std::chrono::seconds(120));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (ec == http::error::body_limit) {
+        co_await writeProblem(stream, 413, "payload_too_large",
+                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        break;
+      }
+      if (ec) {
+        if (ec != beast::error::timeout && ec != asio::error::connection_reset && ec != asio::error::eof &&
+            ec != http::error::end_of_stream) {
+          co_await writeProblem(stream, 400, "invalid_argument", "malformed HTTP request");
+        }
+        break;
+      }
+      auto req = parser.release();
+      Request r;
+      r.method = std::string(req.method_string());
+      std::string_view target = req.target();
+      auto qpos = target.find('?');
+      bool good = percentDecode(target.substr(0, qpos), r.path, false);
+      if (good && qpos != std::string_view::npos) good = parseQuery(target.substr(qpos + 1), r.query);
+      r.content_type = std::string(req[http::field::content_type]);
+      r.authorization = std::string(req[http::field::authorization]);
+      r.host = std::string(req[http::field::host]);
+      r.body = std::move(req.body());
+      const bool keep_alive = req.keep_alive();
+      const unsigned version = req.version();
+
+      std::optional<Response> res;
+      if (!good) {
+        res = problem(400, "invalid_argument", "malformed percent-encoding in the request target");
+      } else {
+        ++owner.inflight_;
+        res = co_await offload(pool, [this, &r] { return router.handle(r); });
+        --owner.inflight_;
+        if (!res) res = problem(503, "unavailable", "server busy, retry later");
+      }
+      count(res->status);
+      const bool keep = keep_alive && accepting;
+      auto out = toBeast(std::move(*res), version, keep);
+      stream.expires_after(std::chrono::seconds(60));
+      auto [wec, wn] = co_await http::async_write(stream, out, kTuple);
+      if (wec || !keep) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+};
+
+HttpServer::HttpServer(const Config& config, runtime::IoWorkers& workers, runtime::BlockingPool& pool,
+                       const Router& router, Metrics& metrics)
+    : impl_(std::make_unique<Impl>(config, workers, pool, router, *this, metrics)) {
+  metrics.gauge("sw_http_inflight", "HTTP requests being handled",
+                [this] { return static_cast<double>(inflight_.load()); });
+}
+
+HttpServer::~HttpServer() = default;
+
+Result<int> HttpServer::start() {
+  auto& ctx = impl_->workers.at(0);
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(impl_->config.http_bind, ec);
+  if (ec)
+    return fail(Code::kInvalidArgument, fmt::format("http.bind '{}' is not an IP address", impl_->config.http_bind));
+  tcp::endpoint ep(address, static_cast<unsigned short>(impl_->config.http_port));
+  auto acceptor = std::make_unique<tcp::acceptor>(ctx);
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return fail(Code::kUnavailable, fmt::format("cannot listen on {}:{}: {}", impl_->config.http_bind,
+                                                impl_->config.http_port, ec.message()));
+  int port = acceptor->local_endpoint().port();
+  impl_->acceptor = std::move(acceptor);
+  asio::co_spawn(ctx, impl_->acceptLoop(), asio::detached);
+  return port;
+}
+
+void HttpServer::stopAccepting() {
+  impl_->accepting = false;
+  if (impl_->acceptor) {
+    asio::post(impl_->acceptor->get_executor(), [a = impl_->acceptor.get()] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  }
+}
+
+}  // namespace sw::api

@@ -1,0 +1,34 @@
+#pragma once
+// HTTP/1.1 server on Boost.Beast. Connections are spread over the IoWorkers; each request's
+// handler runs on the BlockingPool (handlers touch storage), and the response is written back on
+// the connection's worker. When the pool's queue is full the server answers 503 at once.
+// Beast stays inside http_server.cc.
+#include <atomic>
+#include <memory>
+
+#include "api/router.h"
+#include "core/config.h"
+#include "core/metrics.h"
+#include "runtime/blocking_pool.h"
+#include "runtime/io_workers.h"
+
+namespace sw::api {
+
+class HttpServer {
+ public:
+  HttpServer(const Config& config, runtime::IoWorkers& workers, runtime::BlockingPool& pool, const Router& router,
+             Metrics& metrics);
+  ~HttpServer();
+  // Binds and starts accepting; returns the bound port (useful with port 0).
+  Result<int> start();
+  // Stops accepting new connections; responses written from now on close their connection.
+  void stopAccepting();
+  std::size_t inflight() const { return inflight_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::size_t> inflight_{0};
+};
+
+}  // namespace sw::api

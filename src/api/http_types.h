@@ -1,0 +1,41 @@
+#pragma once
+// Transport-neutral HTTP request/response used by the router and handlers, so that handler
+// code never includes Beast (keeps heavy templates in one translation unit).
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sw::api {
+
+struct Request {
+  std::string method;                                      // "GET", "POST", ...
+  std::string path;                                        // decoded path without query
+  std::vector<std::pair<std::string, std::string>> query;  // decoded
+  std::string content_type;
+  std::string authorization;
+  std::string host;
+  std::string body;
+
+  // First value of a query parameter.
+  std::optional<std::string_view> param(std::string_view name) const {
+    for (const auto& [k, v] : query) {
+      if (k == name) return std::string_view(v);
+    }
+    return std::nullopt;
+  }
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Splits "a=1&b=x%20y" into decoded pairs; false on malformed percent escapes.
+bool parseQuery(std::string_view raw, std::vector<std::pair<std::string, std::string>>& out);
+bool percentDecode(std::string_view in, std::string& out, bool plus_is_space);
+
+}  // namespace sw::api

@@ -1,0 +1,39 @@
+#pragma once
+// What REST handlers use; owned by the composition root (app), outliving the HTTP server.
+#include <atomic>
+#include <functional>
+#include <semaphore>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "ingest/pipeline.h"
+#include "security/jwt_issuer.h"
+#include "storage/metadata_store.h"
+#include "storage/time_series_store.h"
+
+namespace sw::api {
+
+struct Services {
+  const Config& config;
+  storage::MetadataStore& metadata;
+  storage::TimeSeriesStore& store;
+  ingest::IngestPipeline& pipeline;
+  security::JwtIssuer& jwt;
+  Metrics& metrics;
+  std::atomic<bool>& ready;
+  // Password hashing takes 64 MiB and a core for tens of ms: at most this many at once.
+  std::counting_semaphore<64>& hashing_slots;
+};
+
+class Router;
+// Registers every REST route (one function per handler file).
+void registerSystemRoutes(Router& router, Services& s);
+void registerAuthRoutes(Router& router, Services& s);
+void registerAdminRoutes(Router& router, Services& s);
+void registerDeviceRoutes(Router& router, Services& s);
+void registerTelemetryRoutes(Router& router, Services& s);
+void registerAllRoutes(Router& router, Services& s);
+// Verifies a bearer JWT and that its user still exists with the same role.
+Result<struct Principal> verifyBearer(Services& s, std::string_view token);
+
+}  // namespace sw::api

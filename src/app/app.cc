@@ -1,0 +1,180 @@
+#include "app/app.h"
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <semaphore>
+#include <thread>
+
+#include "api/http_server.h"
+#include "api/router.h"
+#include "api/services.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "ingest/pipeline.h"
+#include "runtime/blocking_pool.h"
+#include "runtime/io_workers.h"
+#include "security/crypto.h"
+#include "security/jwt_issuer.h"
+#include "storage/storage_factory.h"
+
+namespace sw::app {
+namespace {
+
+Status bootstrapAdmin(storage::MetadataStore& metadata, const Config& config) {
+  if (metadata.getUserByName("admin")) return ok();
+  std::string password = config.admin_password;
+  const bool generated = password.empty();
+  if (generated) password = security::randomToken(15);
+  auto hash = security::hashPassword(password);
+  if (!hash) return std::unexpected(hash.error());
+  storage::User admin;
+  admin.username = "admin";
+  admin.role = "sysadmin";
+  admin.password_hash = *hash;
+  if (auto u = metadata.createUser(admin); !u) return std::unexpected(u.error());
+  if (generated) {
+    // Printed once, on the first start only; it is not stored anywhere in clear.
+    std::cout << "admin password: " << password << std::endl;
+  }
+  logger("app")->info("msg=\"created system administrator\" username=admin generated_password={}", generated);
+  return ok();
+}
+
+Result<std::string> jwtKey(storage::MetadataStore& metadata) {
+  auto existing = metadata.getSetting("jwt_hs256_key");
+  if (!existing) return std::unexpected(existing.error());
+  if (*existing) return **existing;
+  std::string key = security::randomToken(48);
+  if (auto st = metadata.putSetting("jwt_hs256_key", key); !st) return std::unexpected(st.error());
+  return key;
+}
+
+// Applies each tenant's retention every interval; wakes early to stop.
+class RetentionJob {
+ public:
+  RetentionJob(storage::MetadataStore& m, storage::TimeSeriesStore& s, int interval_s)
+      : metadata_(m), store_(s), interval_(interval_s) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RetentionJob() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    auto log = logger("retention");
+    std::unique_lock lock(mutex_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(std::max(1, interval_)), [&] { return stop_; })) {
+      lock.unlock();
+      storage::PageRequest page;
+      page.page_size = 500;
+      for (;;) {
+        auto tenants = metadata_.listTenants(page);
+        if (!tenants) break;
+        for (const auto& t : tenants->items) {
+          if (t.retention_days <= 0) continue;
+          auto r = store_.applyRetention(t.id, nowMs() - std::int64_t{t.retention_days} * 86'400'000);
+          if (!r) log->warn("msg=\"retention failed\" tenant={} error=\"{}\"", t.id.str(), r.error().message);
+        }
+        if (tenants->next_cursor.empty()) break;
+        page.after = tenants->next_cursor;
+      }
+      lock.lock();
+    }
+  }
+  storage::MetadataStore& metadata_;
+  storage::TimeSeriesStore& store_;
+  int interval_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int serve(const Config& config) {
+  auto log = logger("app");
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (auto st = security::initCrypto(); !st) {
+    log->error("msg=\"{}\"", st.error().message);
+    return 1;
+  }
+  Metrics metrics;
+  auto metadata = storage::openMetadataStore("sqlite", config);
+  if (!metadata) {
+    log->error("msg=\"cannot open metadata store\" error=\"{}\"", metadata.error().message);
+    return 1;
+  }
+  auto store = storage::openTimeSeriesStore("embedded", config, &metrics);
+  if (!store) {
+    log->error("msg=\"cannot open time-series store\" error=\"{}\"", store.error().message);
+    return 1;
+  }
+  if (auto st = bootstrapAdmin(**metadata, config); !st) {
+    log->error("msg=\"cannot create the administrator\" error=\"{}\"", st.error().message);
+    return 1;
+  }
+  auto key = jwtKey(**metadata);
+  if (!key) {
+    log->error("msg=\"cannot load the token key\" error=\"{}\"", key.error().message);
+    return 1;
+  }
+  security::JwtIssuer jwt(*key, config.access_token_ttl_s);
+  ingest::IngestPipeline pipeline(config, **metadata, **store, metrics);
+  std::atomic<bool> ready{false};
+  std::counting_semaphore<64> hashing_slots(
+      static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));
+  api::Services services{config, **metadata, **store, pipeline, jwt, metrics, ready, hashing_slots};
+  api::Router router([&services](std::string_view token) { return api::verifyBearer(services, token); });
+  api::registerAllRoutes(router, services);
+
+  runtime::BlockingPool pool(config.api_threads, config.api_queue);
+  metrics.gauge("sw_api_queue_depth", "Requests waiting for a handler thread",
+                [&pool] { return static_cast<double>(pool.depth()); });
+  runtime::IoWorkers workers(config.io_threads);
+  api::HttpServer server(config, workers, pool, router, metrics);
+  auto port = server.start();
+  if (!port) {
+    log->error("msg=\"{}\"", port.error().message);
+    return 1;
+  }
+  workers.start();
+  RetentionJob retention(**metadata, **store, config.retention_interval_s);
+  ready = true;
+  log->info("msg=\"listening\" http_port={} data_dir={} io_threads={} api_threads={}", *port, config.data_dir,
+            workers.size(), config.api_threads);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log->info("msg=\"draining\" signal={}", sig);
+  ready = false;
+  server.stopAccepting();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_grace_s);
+  while ((server.inflight() > 0 || pool.depth() > 0) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pool.stop();
+  workers.stop();
+  int code = 0;
+  if (auto st = (*store)->flush(); !st) {
+    log->error("msg=\"flush failed\" error=\"{}\"", st.error().message);
+    code = 1;
+  }
+  log->info("msg=\"stopped\"");
+  return code;
+}
+
+}  // namespace sw::app

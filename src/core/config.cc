@@ -1,0 +1,102 @@
+#include "core/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdlib>
+
+namespace sw {
+namespace {
+
+template <typename T>
+void readNode(const YAML::Node& root, const char* section, const char* key, T& out) {
+  const YAML::Node s = root[section];
+  if (s && s.IsMap() && s[key]) out = s[key].as<T>();
+}
+
+template <typename T>
+Status envNumber(const char* name, T& out) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return ok();
+  std::string_view s(v);
+  T parsed{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), parsed);
+  if (ec != std::errc() || p != s.data() + s.size())
+    return fail(Code::kInvalidArgument, fmt::format("environment variable {}='{}' is not a number", name, s), name);
+  out = parsed;
+  return ok();
+}
+
+void envString(const char* name, std::string& out) {
+  if (const char* v = std::getenv(name); v && *v) out = v;
+}
+
+Status envBool(const char* name, bool& out) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return ok();
+  std::string s(v);
+  if (s == "1" || s == "true" || s == "yes")
+    out = true;
+  else if (s == "0" || s == "false" || s == "no")
+    out = false;
+  else
+    return fail(Code::kInvalidArgument, fmt::format("environment variable {}='{}' is not a boolean", name, s), name);
+  return ok();
+}
+
+}  // namespace
+
+Status applyEnvOverrides(Config& c) {
+  if (auto s = envNumber("SW_HTTP_PORT", c.http_port); !s) return s;
+  if (auto s = envNumber("SW_MQTT_PORT", c.mqtt_port); !s) return s;
+  if (auto s = envNumber("SW_HTTP_MAX_BODY_BYTES", c.http_max_body_bytes); !s) return s;
+  if (auto s = envNumber("SW_IO_THREADS", c.io_threads); !s) return s;
+  if (auto s = envNumber("SW_API_THREADS", c.api_threads); !s) return s;
+  if (auto s = envNumber("SW_DEVICE_MAX_MSGS_PER_S", c.device_max_msgs_per_s); !s) return s;
+  if (auto s = envNumber("SW_DEVICE_BURST", c.device_burst); !s) return s;
+  if (auto s = envNumber("SW_ACCESS_TOKEN_TTL_S", c.access_token_ttl_s); !s) return s;
+  if (auto s = envNumber("SW_RETENTION_INTERVAL_S", c.retention_interval_s); !s) return s;
+  if (auto s = envBool("SW_STORAGE_SYNC_WAL", c.storage_sync_wal); !s) return s;
+  envString("SW_HTTP_BIND", c.http_bind);
+  envString("SW_DATA_DIR", c.data_dir);
+  envString("SW_ADMIN_PASSWORD", c.admin_password);
+  envString("SW_LOG_LEVEL", c.log_level);
+  return ok();
+}
+
+Result<Config> loadConfig(const std::string& path) {
+  Config c;
+  if (!path.empty()) {
+    try {
+      YAML::Node root = YAML::LoadFile(path);
+      readNode(root, "http", "bind", c.http_bind);
+      readNode(root, "http", "port", c.http_port);
+      readNode(root, "http", "max_body_bytes", c.http_max_body_bytes);
+      readNode(root, "mqtt", "port", c.mqtt_port);
+      readNode(root, "storage", "data_dir", c.data_dir);
+      readNode(root, "storage", "sync_wal", c.storage_sync_wal);
+      readNode(root, "security", "admin_password", c.admin_password);
+      readNode(root, "security", "access_token_ttl_s", c.access_token_ttl_s);
+      readNode(root, "security", "refresh_token_ttl_s", c.refresh_token_ttl_s);
+      readNode(root, "ingest", "device_max_msgs_per_s", c.device_max_msgs_per_s);
+      readNode(root, "ingest", "device_burst", c.device_burst);
+      readNode(root, "ingest", "max_points_per_request", c.ingest_max_points_per_request);
+      readNode(root, "runtime", "io_threads", c.io_threads);
+      readNode(root, "runtime", "api_threads", c.api_threads);
+      readNode(root, "runtime", "api_queue", c.api_queue);
+      readNode(root, "runtime", "retention_interval_s", c.retention_interval_s);
+      readNode(root, "runtime", "shutdown_grace_s", c.shutdown_grace_s);
+      readNode(root, "log", "level", c.log_level);
+    } catch (const YAML::Exception& e) {
+      return fail(Code::kInvalidArgument, fmt::format("config file {}: {}", path, e.what()));
+    }
+  }
+  if (auto s = applyEnvOverrides(c); !s) return std::unexpected(s.error());
+  if (c.http_port < 0 || c.http_port > 65535)
+    return fail(Code::kInvalidArgument, "http.port out of range", "http.port");
+  if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
+  return c;
+}
+
+}  // namespace sw

@@ -1,0 +1,42 @@
+#pragma once
+// Server configuration: defaults, then the YAML file (if any), then SW_* environment variables.
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace sw {
+
+struct Config {
+  // http
+  std::string http_bind = "0.0.0.0";
+  int http_port = 8080;
+  std::size_t http_max_body_bytes = 16 * 1024 * 1024;
+  // mqtt (reserved for the MQTT transport)
+  int mqtt_port = 1883;
+  // storage
+  std::string data_dir = "./data";
+  bool storage_sync_wal = false;  // fsync the WAL on every commit group (power-loss safety)
+  // security
+  std::string admin_password;  // empty: generate one on first start and print it once
+  int access_token_ttl_s = 900;
+  int refresh_token_ttl_s = 30 * 24 * 3600;
+  // ingest
+  double device_max_msgs_per_s = 100;  // per device, sustained; 0 disables the limit
+  double device_burst = 200;
+  std::size_t ingest_max_points_per_request = 200000;
+  // runtime
+  int io_threads = 0;   // 0: one per core
+  int api_threads = 8;  // blocking pool for storage, hashing and handlers
+  std::size_t api_queue = 1024;
+  int retention_interval_s = 3600;
+  int shutdown_grace_s = 20;
+  std::string log_level = "info";
+};
+
+// Loads the file at path (empty: no file) and applies SW_* environment overrides.
+Result<Config> loadConfig(const std::string& path);
+// Applies environment overrides only (exposed for tests).
+Status applyEnvOverrides(Config& config);
+
+}  // namespace sw

@@ -1,0 +1,106 @@
+#include "ingest/codecs/json_telemetry_codec.h"
+
+#include <fmt/format.h>
+
+#include "ingest/codecs/codec_util.h"
+#include "ingest/codecs/simdjson_util.h"
+
+namespace sw::ingest {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+using simdjson::dom::object;
+
+Status addValue(std::string_view key, const element& v, std::int64_t ts, const DecodeLimits& limits,
+                const std::string& field, std::vector<storage::Point>& out) {
+  if (auto st = validateKey(key, limits, field); !st) return st;
+  if (out.size() >= limits.max_points) {
+    return fail(Code::kInvalidArgument, fmt::format("more than {} points in one message", limits.max_points), field);
+  }
+  storage::Point p;
+  p.ts = ts;
+  p.key.assign(key);
+  switch (v.type()) {
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: p.value = *numberOf(v); break;
+    case element_type::BOOL: p.value = bool(v); break;
+    case element_type::STRING: {
+      std::string_view s = v.get_string().value_unsafe();
+      if (s.size() > limits.max_string_bytes) {
+        return fail(Code::kInvalidArgument,
+                    fmt::format("string value is longer than {} bytes", limits.max_string_bytes), field);
+      }
+      p.value = std::string(s);
+      break;
+    }
+    case element_type::OBJECT:
+    case element_type::ARRAY: {
+      std::string json = simdjson::minify(v);
+      if (json.size() > limits.max_string_bytes) {
+        return fail(Code::kInvalidArgument, fmt::format("JSON value is longer than {} bytes", limits.max_string_bytes),
+                    field);
+      }
+      p.value = storage::JsonText{std::move(json)};
+      break;
+    }
+    case element_type::NULL_VALUE: return fail(Code::kInvalidArgument, "null is not a supported value", field);
+  }
+  out.push_back(std::move(p));
+  return ok();
+}
+
+Status decodeEntry(const element& e, const std::string& path, std::int64_t now_ms, const DecodeLimits& limits,
+                   std::vector<storage::Point>& out) {
+  object obj;
+  if (e.get_object().get(obj) != simdjson::SUCCESS) {
+    return fail(Code::kInvalidArgument, "telemetry entry must be a JSON object", path.empty() ? "body" : path);
+  }
+  element ts_el, values_el;
+  bool has_ts = obj.at_key("ts").get(ts_el) == simdjson::SUCCESS;
+  bool has_values = obj.at_key("values").get(values_el) == simdjson::SUCCESS;
+  const std::string prefix = path.empty() ? "" : path + ".";
+  if (has_ts && has_values) {
+    auto ts = integerOf(ts_el);
+    if (!ts || !validTimestamp(*ts)) {
+      return fail(Code::kInvalidArgument, "ts must be an integer millisecond timestamp between 1970 and 9999",
+                  prefix + "ts");
+    }
+    object values;
+    if (values_el.get_object().get(values) != simdjson::SUCCESS) {
+      return fail(Code::kInvalidArgument, "values must be a JSON object", prefix + "values");
+    }
+    for (auto [k, v] : values) {
+      if (auto st = addValue(k, v, *ts, limits, fmt::format("{}values.{}", prefix, k), out); !st) return st;
+    }
+    return ok();
+  }
+  for (auto [k, v] : obj) {
+    if (auto st = addValue(k, v, now_ms, limits, prefix + std::string(k), out); !st) return st;
+  }
+  return ok();
+}
+
+}  // namespace
+
+Status JsonTelemetryCodec::decode(std::string_view payload, std::int64_t now_ms, const DecodeLimits& limits,
+                                  std::vector<storage::Point>& out) const {
+  element root;
+  auto err = threadParser().parse(payload.data(), payload.size(), true).get(root);
+  if (err) {
+    return fail(Code::kInvalidArgument, fmt::format("body is not valid JSON: {}", simdjson::error_message(err)),
+                "body");
+  }
+  if (root.type() == element_type::ARRAY) {
+    simdjson::dom::array entries = root.get_array().value_unsafe();
+    std::size_t i = 0;
+    for (element entry : entries) {
+      if (auto st = decodeEntry(entry, fmt::format("[{}]", i++), now_ms, limits, out); !st) return st;
+    }
+    return ok();
+  }
+  return decodeEntry(root, "", now_ms, limits, out);
+}
+
+}  // namespace sw::ingest

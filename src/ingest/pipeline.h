@@ -1,0 +1,58 @@
+#pragma once
+// The ingest pipeline every transport feeds (HTTP today, MQTT and gateways next):
+//   authenticate (device token) -> rate limit -> decode (codec by content type) -> validate
+//   -> durable write to the TimeSeriesStore -> observers (live fan-out, analytics).
+// A call returns success only after the points are durable, so the transport may acknowledge.
+// Thread-safety: all methods may be called concurrently; they block on storage, so transports
+// call them from a blocking pool. Concurrent calls are group-committed by the store.
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/metrics.h"
+#include "ingest/codecs/codec_registry.h"
+#include "ingest/device_authenticator.h"
+#include "security/rate_limiter.h"
+#include "storage/metadata_store.h"
+#include "storage/time_series_store.h"
+
+namespace sw::ingest {
+
+using Observer = std::function<void(const DeviceRef&, std::span<const storage::Point>)>;
+
+class IngestPipeline {
+ public:
+  IngestPipeline(const Config& config, storage::MetadataStore& metadata, storage::TimeSeriesStore& store,
+                 Metrics& metrics);
+
+  Result<DeviceRef> authenticate(std::string_view token) { return auth_.authenticate(token); }
+  // Decodes and stores one message; returns the number of points stored.
+  Result<std::size_t> telemetry(const DeviceRef& device, std::string_view content_type, std::string_view payload);
+  // Stores client attributes from a JSON object {"key": value, ...}.
+  Status attributes(const DeviceRef& device, std::string_view payload);
+
+  // Observers run synchronously after a durable write, on the calling thread; keep them short.
+  void addObserver(Observer observer);
+  DeviceAuthenticator& authenticator() { return auth_; }
+
+ private:
+  Status admit(const DeviceRef& device);
+
+  const Config& config_;
+  storage::MetadataStore& metadata_;
+  storage::TimeSeriesStore& store_;
+  DeviceAuthenticator auth_;
+  security::RateLimiter limiter_;
+  CodecRegistry codecs_;
+  std::mutex observers_mutex_;
+  std::vector<Observer> observers_;
+  Counter& points_;
+  Counter& messages_;
+  Counter& rejected_rate_;
+  Counter& rejected_invalid_;
+};
+
+}  // namespace sw::ingest

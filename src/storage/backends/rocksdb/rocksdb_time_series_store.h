@@ -1,0 +1,105 @@
+#pragma once
+// Embedded time-series store on RocksDB.
+//
+// Column families: "raw" (one key per point), "latest" (one key per series, kept by a max-ts
+// merge operator so writes never read), "rollup_1m" and "rollup_1h" (count, sum, min, max,
+// first, last per bucket), "dirty" (minute buckets whose rollups must be recomputed; written in
+// the same atomic batch as the points, so a crash never loses one).
+//
+// Rollups are recomputed from the raw points of a dirty minute (and an hour from its minutes)
+// by a background thread, and on demand for the series an aggregated query reads. Recomputing
+// rather than adding keeps last-write-wins exact for duplicate and out-of-order timestamps.
+//
+// Group commit: concurrent write() calls from many threads are merged by RocksDB's write
+// thread into one WAL write (leader/follower), so many small device batches cost one append.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/metrics.h"
+#include "storage/time_series_store.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace sw::storage {
+
+struct RocksDbOptions {
+  std::string path;
+  bool sync_wal = false;  // fsync the WAL per commit group; without it a commit survives kill -9, not power loss
+  std::size_t block_cache_bytes = 64 << 20;
+  int rollup_interval_ms = 500;
+  Metrics* metrics = nullptr;  // optional
+};
+
+class RocksDbTimeSeriesStore final : public TimeSeriesStore {
+ public:
+  static Result<std::unique_ptr<RocksDbTimeSeriesStore>> open(const RocksDbOptions& options);
+  ~RocksDbTimeSeriesStore() override;
+
+  Status write(const TenantId& tenant, const DeviceId& device, std::span<const Point> points) override;
+  Result<std::vector<std::string>> keys(const TenantId& tenant, const DeviceId& device) override;
+  Result<std::vector<std::pair<std::string, TimedValue>>> latest(const TenantId& tenant, const DeviceId& device,
+                                                                 const std::vector<std::string>& keys) override;
+  Result<RawPage> readRaw(const TenantId& tenant, const DeviceId& device, const std::string& key,
+                          const RawQuery& query) override;
+  Result<std::vector<AggPoint>> aggregate(const TenantId& tenant, const DeviceId& device, const std::string& key,
+                                          const AggQuery& query) override;
+  Status deleteDevice(const TenantId& tenant, const DeviceId& device) override;
+  Status deleteTenant(const TenantId& tenant) override;
+  Result<RetentionStats> applyRetention(const TenantId& tenant, std::int64_t cutoff_ms) override;
+  Status flush() override;
+  StoreStats stats() override;
+
+  // Number of rollup buckets recomputed since open (tests check that queries use rollups).
+  std::uint64_t rawPointsReadForAggregates() const { return raw_points_agg_.load(); }
+
+ private:
+  struct Handles;
+  RocksDbTimeSeriesStore() = default;
+
+  std::shared_mutex& stripeFor(std::string_view device_prefix);
+  // Recomputes this series' dirty rollups. In the background pass (`background`), a series
+  // written in the last kActiveWindow keeps its newest dirty minute for later: it is still
+  // filling, and recomputing it on every batch would redo the same work many times.
+  Status settleSeries(const std::string& series, bool background = false);
+  Status settleAll(bool background = false);
+  Status recomputeSeries(const std::string& series, const std::set<std::int64_t>& minutes);
+  Status deleteRange(const std::string& begin, const std::string& end);
+  void rollupLoop();
+
+  RocksDbOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+
+  static constexpr std::size_t kStripes = 64;
+  std::shared_mutex stripes_[kStripes];
+
+  struct DirtySeries {
+    std::set<std::int64_t> minutes;  // minute starts whose rollups are stale
+    std::chrono::steady_clock::time_point last_write;
+  };
+  static constexpr std::chrono::seconds kActiveWindow{2};
+  std::mutex dirty_mutex_;
+  std::map<std::string, DirtySeries> dirty_;  // by series prefix
+
+  std::mutex settle_all_mutex_;
+  std::atomic<bool> stopping_{false};
+  std::mutex loop_mutex_;
+  std::condition_variable loop_cv_;
+  std::thread rollup_thread_;
+  std::atomic<std::uint64_t> raw_points_agg_{0};
+  Histogram* write_latency_ = nullptr;
+};
+
+}  // namespace sw::storage

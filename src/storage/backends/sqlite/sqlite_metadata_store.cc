@@ -1,0 +1,642 @@
+#include "storage/backends/sqlite/sqlite_metadata_store.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "core/clock.h"
+
+namespace sw::storage {
+namespace {
+
+// Numbered migrations; never edit one that has shipped, append a new one.
+const char* const kMigrations[] = {
+    // 1: initial schema
+    R"sql(
+CREATE TABLE tenants (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  retention_days INTEGER NOT NULL DEFAULT 0,
+  max_msgs_per_s REAL NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT REFERENCES tenants(id) ON DELETE CASCADE,
+  username TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX users_by_tenant ON users(tenant_id, username);
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL DEFAULT 'default',
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  UNIQUE (tenant_id, name)
+);
+CREATE INDEX devices_by_type ON devices(tenant_id, type, name);
+CREATE TABLE device_labels (
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (device_id, key)
+);
+CREATE INDEX device_labels_by_kv ON device_labels(key, value);
+CREATE TABLE attributes (
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (device_id, scope, key)
+);
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql",
+};
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& bindDouble(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  Stmt& bindNull(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  int step() { return rc_ = sqlite3_step(stmt_); }
+  std::string text(int col) const {
+    auto* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+  }
+  std::int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double dbl(int col) const { return sqlite3_column_double(stmt_, col); }
+  int rc() const { return rc_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+Error dbError(sqlite3* db, const char* what) {
+  int ext = sqlite3_extended_errcode(db);
+  if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return Error{Code::kAlreadyExists, fmt::format("{}: already exists", what), {}};
+  }
+  if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+    return Error{Code::kNotFound, fmt::format("{}: referenced row not found", what), {}};
+  return Error{Code::kInternal, fmt::format("metadata {} failed: {}", what, sqlite3_errmsg(db)), {}};
+}
+
+Status exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown";
+    sqlite3_free(err);
+    return fail(Code::kInternal, fmt::format("metadata exec failed: {}", msg));
+  }
+  return ok();
+}
+
+// Opaque keyset cursor: hex of "sort_key \x1f id".
+std::string makeCursor(const std::string& sort_key, const std::string& id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string raw = sort_key + '\x1f' + id, out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xF]);
+  }
+  return out;
+}
+
+Result<std::pair<std::string, std::string>> parseCursor(const std::string& cursor) {
+  if (cursor.empty()) return std::pair<std::string, std::string>{};
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (cursor.size() % 2 || cursor.size() > 4096) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
+  std::string raw;
+  for (size_t i = 0; i < cursor.size(); i += 2) {
+    int hi = hex(cursor[i]), lo = hex(cursor[i + 1]);
+    if (hi < 0 || lo < 0) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
+    raw.push_back(static_cast<char>(hi << 4 | lo));
+  }
+  auto sep = raw.find('\x1f');
+  if (sep == std::string::npos) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
+  return std::pair{raw.substr(0, sep), raw.substr(sep + 1)};
+}
+
+std::string likeEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '%' || c == '_' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+Tenant readTenant(const Stmt& s) {
+  return Tenant{TenantId(s.text(0)), s.text(1), static_cast<int>(s.i64(2)), s.dbl(3), s.i64(4)};
+}
+constexpr const char* kTenantCols = "id, name, retention_days, max_msgs_per_s, created_at";
+
+User readUser(const Stmt& s) {
+  return User{UserId(s.text(0)), TenantId(s.text(1)), s.text(2), s.text(3), s.text(4), s.i64(5)};
+}
+constexpr const char* kUserCols = "id, COALESCE(tenant_id, ''), username, role, password_hash, created_at";
+
+Device readDevice(const Stmt& s) {
+  Device d;
+  d.id = DeviceId(s.text(0));
+  d.tenant_id = TenantId(s.text(1));
+  d.name = s.text(2);
+  d.type = s.text(3);
+  d.created_at = s.i64(4);
+  return d;
+}
+constexpr const char* kDeviceCols = "id, tenant_id, name, type, created_at";
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::open(const std::string& path) {
+  std::unique_ptr<SqliteMetadataStore> store(new SqliteMetadataStore());
+  int rc = sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    return fail(Code::kUnavailable, fmt::format("cannot open metadata database {}: {}", path,
+                                                store->db_ ? sqlite3_errmsg(store->db_) : "out of memory"));
+  }
+  sqlite3_busy_timeout(store->db_, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+    if (auto st = exec(store->db_, pragma); !st) return std::unexpected(st.error());
+  }
+  if (auto st = store->migrate(); !st) return std::unexpected(st.error());
+  return store;
+}
+
+SqliteMetadataStore::~SqliteMetadataStore() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Status SqliteMetadataStore::migrate() {
+  std::lock_guard lock(mutex_);
+  if (auto st = exec(db_, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !st) return st;
+  int current = 0;
+  {
+    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    if (s.step() == SQLITE_ROW) current = static_cast<int>(s.i64(0));
+  }
+  const int target = static_cast<int>(std::size(kMigrations));
+  if (current > target) {
+    return fail(Code::kUnavailable,
+                fmt::format("metadata schema version {} is newer than this binary supports ({})", current, target));
+  }
+  for (int v = current + 1; v <= target; ++v) {
+    if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return st;
+    auto st = exec(db_, kMigrations[v - 1]);
+    if (st) {
+      Stmt s(db_, "INSERT INTO schema_version(version) VALUES (?)");
+      s.bind(1, std::int64_t{v});
+      if (s.step() != SQLITE_DONE) st = std::unexpected(dbError(db_, "migration"));
+    }
+    if (!st) {
+      (void)exec(db_, "ROLLBACK");
+      return fail(Code::kInternal, fmt::format("schema migration {} failed: {}", v, st.error().message));
+    }
+    if (auto c = exec(db_, "COMMIT"); !c) return c;
+  }
+  return ok();
+}
+
+Result<int> SqliteMetadataStore::schemaVersion() {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  if (s.step() != SQLITE_ROW) return std::unexpected(dbError(db_, "schema version"));
+  return static_cast<int>(s.i64(0));
+}
+
+// ---- tenants ----
+
+Result<Tenant> SqliteMetadataStore::createTenant(const Tenant& t) {
+  std::lock_guard lock(mutex_);
+  Tenant out = t;
+  if (out.id.empty()) out.id = TenantId(newUuid());
+  if (!out.created_at) out.created_at = nowMs();
+  Stmt s(db_, "INSERT INTO tenants(id, name, retention_days, max_msgs_per_s, created_at) VALUES (?,?,?,?,?)");
+  s.bind(1, out.id.str()).bind(2, out.name).bind(3, std::int64_t{out.retention_days}).bindDouble(4, out.max_msgs_per_s);
+  s.bind(5, out.created_at);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create tenant"));
+  return out;
+}
+
+Result<Tenant> SqliteMetadataStore::getTenant(const TenantId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM tenants WHERE id = ?", kTenantCols).c_str());
+  s.bind(1, id.str());
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "tenant not found");
+  return readTenant(s);
+}
+
+Result<Page<Tenant>> SqliteMetadataStore::listTenants(const PageRequest& page) {
+  auto cur = parseCursor(page.after);
+  if (!cur) return std::unexpected(cur.error());
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM tenants WHERE (? = 0 OR (name, id) > (?, ?)) ORDER BY name, id LIMIT ?",
+                          kTenantCols)
+                  .c_str());
+  s.bind(1, std::int64_t{!page.after.empty()}).bind(2, cur->first).bind(3, cur->second);
+  s.bind(4, static_cast<std::int64_t>(page.page_size + 1));
+  Page<Tenant> out;
+  while (s.step() == SQLITE_ROW) out.items.push_back(readTenant(s));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list tenants"));
+  if (out.items.size() > page.page_size) {
+    out.items.pop_back();
+    out.next_cursor = makeCursor(out.items.back().name, out.items.back().id.str());
+  }
+  return out;
+}
+
+Result<Tenant> SqliteMetadataStore::updateTenant(const TenantId& id, const TenantPatch& p) {
+  {
+    std::lock_guard lock(mutex_);
+    Stmt s(db_,
+           "UPDATE tenants SET name = COALESCE(?, name), retention_days = COALESCE(?, retention_days), "
+           "max_msgs_per_s = COALESCE(?, max_msgs_per_s) WHERE id = ?");
+    if (p.name)
+      s.bind(1, *p.name);
+    else
+      s.bindNull(1);
+    if (p.retention_days)
+      s.bind(2, std::int64_t{*p.retention_days});
+    else
+      s.bindNull(2);
+    if (p.max_msgs_per_s)
+      s.bindDouble(3, *p.max_msgs_per_s);
+    else
+      s.bindNull(3);
+    s.bind(4, id.str());
+    if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update tenant"));
+    if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "tenant not found");
+  }
+  return getTenant(id);
+}
+
+Status SqliteMetadataStore::deleteTenant(const TenantId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM tenants WHERE id = ?");
+  s.bind(1, id.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "delete tenant"));
+  if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "tenant not found");
+  return ok();
+}
+
+// ---- users ----
+
+Result<User> SqliteMetadataStore::createUser(const User& u) {
+  std::lock_guard lock(mutex_);
+  User out = u;
+  if (out.id.empty()) out.id = UserId(newUuid());
+  if (!out.created_at) out.created_at = nowMs();
+  Stmt s(db_, "INSERT INTO users(id, tenant_id, username, role, password_hash, created_at) VALUES (?,?,?,?,?,?)");
+  s.bind(1, out.id.str());
+  if (out.tenant_id.empty())
+    s.bindNull(2);
+  else
+    s.bind(2, out.tenant_id.str());
+  s.bind(3, out.username).bind(4, out.role).bind(5, out.password_hash).bind(6, out.created_at);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create user"));
+  return out;
+}
+
+Result<User> SqliteMetadataStore::getUser(const UserId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM users WHERE id = ?", kUserCols).c_str());
+  s.bind(1, id.str());
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "user not found");
+  return readUser(s);
+}
+
+Result<User> SqliteMetadataStore::getUserByName(const std::string& username) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM users WHERE username = ?", kUserCols).c_str());
+  s.bind(1, username);
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "user not found");
+  return readUser(s);
+}
+
+Result<Page<User>> SqliteMetadataStore::listUsers(const TenantId& tenant, const PageRequest& page) {
+  auto cur = parseCursor(page.after);
+  if (!cur) return std::unexpected(cur.error());
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM users WHERE (? = '' OR tenant_id = ?) AND (? = 0 OR (username, id) > (?, ?)) "
+                          "ORDER BY username, id LIMIT ?",
+                          kUserCols)
+                  .c_str());
+  s.bind(1, tenant.str()).bind(2, tenant.str()).bind(3, std::int64_t{!page.after.empty()});
+  s.bind(4, cur->first).bind(5, cur->second).bind(6, static_cast<std::int64_t>(page.page_size + 1));
+  Page<User> out;
+  while (s.step() == SQLITE_ROW) out.items.push_back(readUser(s));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list users"));
+  if (out.items.size() > page.page_size) {
+    out.items.pop_back();
+    out.next_cursor = makeCursor(out.items.back().username, out.items.back().id.str());
+  }
+  return out;
+}
+
+Result<User> SqliteMetadataStore::updateUser(const UserId& id, const UserPatch& p) {
+  {
+    std::lock_guard lock(mutex_);
+    Stmt s(db_, "UPDATE users SET role = COALESCE(?, role), password_hash = COALESCE(?, password_hash) WHERE id = ?");
+    if (p.role)
+      s.bind(1, *p.role);
+    else
+      s.bindNull(1);
+    if (p.password_hash)
+      s.bind(2, *p.password_hash);
+    else
+      s.bindNull(2);
+    s.bind(3, id.str());
+    if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update user"));
+    if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "user not found");
+    if (p.password_hash) {
+      // A new password ends every session of the user.
+      Stmt r(db_, "DELETE FROM refresh_tokens WHERE user_id = ?");
+      r.bind(1, id.str());
+      r.step();
+    }
+  }
+  return getUser(id);
+}
+
+Status SqliteMetadataStore::deleteUser(const UserId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM users WHERE id = ?");
+  s.bind(1, id.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "delete user"));
+  if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "user not found");
+  return ok();
+}
+
+// ---- devices ----
+
+Status SqliteMetadataStore::loadLabels(Device& d) {
+  Stmt s(db_, "SELECT key, value FROM device_labels WHERE device_id = ?");
+  s.bind(1, d.id.str());
+  while (s.step() == SQLITE_ROW) d.labels[s.text(0)] = s.text(1);
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read labels"));
+  return ok();
+}
+
+Result<Device> SqliteMetadataStore::createDevice(const Device& d, const std::string& token_hash) {
+  std::lock_guard lock(mutex_);
+  Device out = d;
+  if (out.id.empty()) out.id = DeviceId(newUuid());
+  if (!out.created_at) out.created_at = nowMs();
+  if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return std::unexpected(st.error());
+  auto body = [&]() -> Status {
+    Stmt s(db_, "INSERT INTO devices(id, tenant_id, name, type, token_hash, created_at) VALUES (?,?,?,?,?,?)");
+    s.bind(1, out.id.str()).bind(2, out.tenant_id.str()).bind(3, out.name).bind(4, out.type);
+    s.bind(5, token_hash).bind(6, out.created_at);
+    if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create device"));
+    for (const auto& [k, v] : out.labels) {
+      Stmt l(db_, "INSERT INTO device_labels(device_id, key, value) VALUES (?,?,?)");
+      l.bind(1, out.id.str()).bind(2, k).bind(3, v);
+      if (l.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create device labels"));
+    }
+    return ok();
+  };
+  auto st = body();
+  if (!st) {
+    (void)exec(db_, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  if (auto c = exec(db_, "COMMIT"); !c) return std::unexpected(c.error());
+  return out;
+}
+
+Result<Device> SqliteMetadataStore::getDeviceLocked(const TenantId& tenant, const DeviceId& id) {
+  Stmt s(db_, fmt::format("SELECT {} FROM devices WHERE id = ? AND tenant_id = ?", kDeviceCols).c_str());
+  s.bind(1, id.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "device not found");
+  Device d = readDevice(s);
+  if (auto st = loadLabels(d); !st) return std::unexpected(st.error());
+  return d;
+}
+
+Result<Device> SqliteMetadataStore::getDevice(const TenantId& tenant, const DeviceId& id) {
+  std::lock_guard lock(mutex_);
+  return getDeviceLocked(tenant, id);
+}
+
+Result<Device> SqliteMetadataStore::findDeviceByTokenHash(const std::string& token_hash) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM devices WHERE token_hash = ?", kDeviceCols).c_str());
+  s.bind(1, token_hash);
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "device not found");
+  Device d = readDevice(s);
+  if (auto st = loadLabels(d); !st) return std::unexpected(st.error());
+  return d;
+}
+
+Result<Page<Device>> SqliteMetadataStore::listDevices(const TenantId& tenant, const DeviceFilter& f,
+                                                      const PageRequest& page) {
+  auto cur = parseCursor(page.after);
+  if (!cur) return std::unexpected(cur.error());
+  std::lock_guard lock(mutex_);
+  std::string sql = fmt::format(
+      "SELECT {} FROM devices d WHERE tenant_id = ?1 "
+      "AND (?2 = '' OR name LIKE '%' || ?2 || '%' ESCAPE '\\') "
+      "AND (?3 = '' OR type = ?3) "
+      "AND (?4 = '' OR EXISTS (SELECT 1 FROM device_labels l WHERE l.device_id = d.id AND l.key = ?4 "
+      "     AND (?5 = 0 OR l.value = ?6))) "
+      "AND (?7 = 0 OR (name, id) > (?8, ?9)) ORDER BY name, id LIMIT ?10",
+      kDeviceCols);
+  Stmt s(db_, sql.c_str());
+  s.bind(1, tenant.str()).bind(2, likeEscape(f.q)).bind(3, f.type).bind(4, f.label_key);
+  s.bind(5, std::int64_t{f.label_value.has_value()}).bind(6, f.label_value.value_or(""));
+  s.bind(7, std::int64_t{!page.after.empty()}).bind(8, cur->first).bind(9, cur->second);
+  s.bind(10, static_cast<std::int64_t>(page.page_size + 1));
+  Page<Device> out;
+  while (s.step() == SQLITE_ROW) out.items.push_back(readDevice(s));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list devices"));
+  if (out.items.size() > page.page_size) {
+    out.items.pop_back();
+    out.next_cursor = makeCursor(out.items.back().name, out.items.back().id.str());
+  }
+  for (auto& d : out.items) {
+    if (auto st = loadLabels(d); !st) return std::unexpected(st.error());
+  }
+  return out;
+}
+
+Result<Device> SqliteMetadataStore::updateDevice(const TenantId& tenant, const DeviceId& id, const DevicePatch& p) {
+  std::lock_guard lock(mutex_);
+  if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return std::unexpected(st.error());
+  auto body = [&]() -> Status {
+    Stmt s(db_, "UPDATE devices SET name = COALESCE(?, name), type = COALESCE(?, type) WHERE id = ? AND tenant_id = ?");
+    if (p.name)
+      s.bind(1, *p.name);
+    else
+      s.bindNull(1);
+    if (p.type)
+      s.bind(2, *p.type);
+    else
+      s.bindNull(2);
+    s.bind(3, id.str()).bind(4, tenant.str());
+    if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update device"));
+    if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "device not found");
+    if (p.labels) {
+      Stmt del(db_, "DELETE FROM device_labels WHERE device_id = ?");
+      del.bind(1, id.str());
+      if (del.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update labels"));
+      for (const auto& [k, v] : *p.labels) {
+        Stmt l(db_, "INSERT INTO device_labels(device_id, key, value) VALUES (?,?,?)");
+        l.bind(1, id.str()).bind(2, k).bind(3, v);
+        if (l.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update labels"));
+      }
+    }
+    return ok();
+  };
+  auto st = body();
+  if (!st) {
+    (void)exec(db_, "ROLLBACK");
+    return std::unexpected(st.error());
+  }
+  if (auto c = exec(db_, "COMMIT"); !c) return std::unexpected(c.error());
+  return getDeviceLocked(tenant, id);
+}
+
+Status SqliteMetadataStore::deleteDevice(const TenantId& tenant, const DeviceId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM devices WHERE id = ? AND tenant_id = ?");
+  s.bind(1, id.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "delete device"));
+  if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "device not found");
+  return ok();
+}
+
+Result<std::string> SqliteMetadataStore::replaceDeviceToken(const TenantId& tenant, const DeviceId& id,
+                                                            const std::string& token_hash) {
+  std::lock_guard lock(mutex_);
+  std::string previous;
+  {
+    Stmt s(db_, "SELECT token_hash FROM devices WHERE id = ? AND tenant_id = ?");
+    s.bind(1, id.str()).bind(2, tenant.str());
+    if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "device not found");
+    previous = s.text(0);
+  }
+  Stmt s(db_, "UPDATE devices SET token_hash = ? WHERE id = ? AND tenant_id = ?");
+  s.bind(1, token_hash).bind(2, id.str()).bind(3, tenant.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "replace token"));
+  return previous;
+}
+
+// ---- attributes ----
+
+Status SqliteMetadataStore::upsertAttributes(const TenantId& tenant, const DeviceId& device, const std::string& scope,
+                                             const std::vector<Attribute>& attributes) {
+  std::lock_guard lock(mutex_);
+  if (auto d = getDeviceLocked(tenant, device); !d) return std::unexpected(d.error());
+  if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return st;
+  for (const auto& a : attributes) {
+    Stmt s(db_,
+           "INSERT INTO attributes(device_id, scope, key, value, updated_at) VALUES (?,?,?,?,?) "
+           "ON CONFLICT(device_id, scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
+    s.bind(1, device.str())
+        .bind(2, scope)
+        .bind(3, a.key)
+        .bind(4, a.json_value)
+        .bind(5, a.updated_at ? a.updated_at : nowMs());
+    if (s.step() != SQLITE_DONE) {
+      Error e = dbError(db_, "store attributes");
+      (void)exec(db_, "ROLLBACK");
+      return std::unexpected(e);
+    }
+  }
+  return exec(db_, "COMMIT");
+}
+
+Result<std::vector<Attribute>> SqliteMetadataStore::getAttributes(const TenantId& tenant, const DeviceId& device,
+                                                                  const std::string& scope) {
+  std::lock_guard lock(mutex_);
+  if (auto d = getDeviceLocked(tenant, device); !d) return std::unexpected(d.error());
+  Stmt s(db_, "SELECT key, value, updated_at FROM attributes WHERE device_id = ? AND scope = ? ORDER BY key");
+  s.bind(1, device.str()).bind(2, scope);
+  std::vector<Attribute> out;
+  while (s.step() == SQLITE_ROW) out.push_back(Attribute{s.text(0), s.text(1), s.i64(2)});
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read attributes"));
+  return out;
+}
+
+// ---- refresh tokens, settings ----
+
+Status SqliteMetadataStore::storeRefreshToken(const std::string& token_hash, const RefreshTokenRecord& r) {
+  std::lock_guard lock(mutex_);
+  {
+    Stmt gc(db_, "DELETE FROM refresh_tokens WHERE expires_at < ?");
+    gc.bind(1, nowMs());
+    gc.step();
+  }
+  Stmt s(db_, "INSERT INTO refresh_tokens(token_hash, user_id, expires_at) VALUES (?,?,?)");
+  s.bind(1, token_hash).bind(2, r.user_id.str()).bind(3, r.expires_at);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "store refresh token"));
+  return ok();
+}
+
+Result<RefreshTokenRecord> SqliteMetadataStore::takeRefreshToken(const std::string& token_hash) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM refresh_tokens WHERE token_hash = ? RETURNING user_id, expires_at");
+  s.bind(1, token_hash);
+  if (s.step() != SQLITE_ROW) return fail(Code::kUnauthenticated, "refresh token is invalid or was revoked");
+  RefreshTokenRecord r{UserId(s.text(0)), s.i64(1)};
+  s.step();
+  return r;
+}
+
+Result<std::optional<std::string>> SqliteMetadataStore::getSetting(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "SELECT value FROM settings WHERE name = ?");
+  s.bind(1, name);
+  if (s.step() == SQLITE_ROW) return std::optional<std::string>(s.text(0));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read setting"));
+  return std::optional<std::string>();
+}
+
+Status SqliteMetadataStore::putSetting(const std::string& name, const std::string& value) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "INSERT INTO settings(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+  s.bind(1, name).bind(2, value);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "write setting"));
+  return ok();
+}
+
+}  // namespace sw::storage

@@ -1,0 +1,135 @@
+#pragma once
+// MetadataStore: tenants, users, devices, credentials, attributes. Embedded backend: SQLite;
+// PostgreSQL later for scale-out. Every device/attribute call takes the tenant, and a row of
+// another tenant is reported as not_found (existence is not leaked).
+//
+// Thread-safety: all methods may be called from any thread. They block (disk I/O): call them
+// from a blocking pool, never from an I/O worker.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace sw::storage {
+
+struct Tenant {
+  TenantId id;
+  std::string name;
+  int retention_days = 0;     // 0: keep forever
+  double max_msgs_per_s = 0;  // per device; 0: server default
+  std::int64_t created_at = 0;
+};
+
+struct User {
+  UserId id;
+  TenantId tenant_id;  // empty for the system administrator
+  std::string username;
+  std::string role;  // sysadmin | tenant_admin | viewer
+  std::string password_hash;
+  std::int64_t created_at = 0;
+};
+
+struct Device {
+  DeviceId id;
+  TenantId tenant_id;
+  std::string name;
+  std::string type;
+  std::map<std::string, std::string> labels;
+  std::int64_t created_at = 0;
+};
+
+struct DeviceFilter {
+  std::string q;                           // substring of the name (case-insensitive)
+  std::string type;                        // exact
+  std::string label_key;                   // label present
+  std::optional<std::string> label_value;  // ... with this value
+};
+
+struct PageRequest {
+  std::size_t page_size = 50;
+  std::string after;  // opaque cursor from a previous page; empty for the first page
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_cursor;  // empty on the last page
+};
+
+struct Attribute {
+  std::string key;
+  std::string json_value;  // compact JSON text
+  std::int64_t updated_at = 0;
+};
+
+struct DevicePatch {
+  std::optional<std::string> name, type;
+  std::optional<std::map<std::string, std::string>> labels;
+};
+
+struct TenantPatch {
+  std::optional<std::string> name;
+  std::optional<int> retention_days;
+  std::optional<double> max_msgs_per_s;
+};
+
+struct UserPatch {
+  std::optional<std::string> role;
+  std::optional<std::string> password_hash;
+};
+
+struct RefreshTokenRecord {
+  UserId user_id;
+  std::int64_t expires_at = 0;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  virtual Result<Tenant> createTenant(const Tenant& tenant) = 0;
+  virtual Result<Tenant> getTenant(const TenantId& id) = 0;
+  virtual Result<Page<Tenant>> listTenants(const PageRequest& page) = 0;
+  virtual Result<Tenant> updateTenant(const TenantId& id, const TenantPatch& patch) = 0;
+  // Deletes the tenant with its users, devices and attributes.
+  virtual Status deleteTenant(const TenantId& id) = 0;
+
+  virtual Result<User> createUser(const User& user) = 0;
+  virtual Result<User> getUser(const UserId& id) = 0;
+  virtual Result<User> getUserByName(const std::string& username) = 0;
+  // tenant empty: all users (system administrator's view).
+  virtual Result<Page<User>> listUsers(const TenantId& tenant, const PageRequest& page) = 0;
+  virtual Result<User> updateUser(const UserId& id, const UserPatch& patch) = 0;
+  virtual Status deleteUser(const UserId& id) = 0;
+
+  virtual Result<Device> createDevice(const Device& device, const std::string& token_hash) = 0;
+  virtual Result<Device> getDevice(const TenantId& tenant, const DeviceId& id) = 0;
+  virtual Result<Device> findDeviceByTokenHash(const std::string& token_hash) = 0;
+  virtual Result<Page<Device>> listDevices(const TenantId& tenant, const DeviceFilter& filter,
+                                           const PageRequest& page) = 0;
+  virtual Result<Device> updateDevice(const TenantId& tenant, const DeviceId& id, const DevicePatch& patch) = 0;
+  virtual Status deleteDevice(const TenantId& tenant, const DeviceId& id) = 0;
+  // Replaces the device's access token hash; returns the previous hash (to evict caches).
+  virtual Result<std::string> replaceDeviceToken(const TenantId& tenant, const DeviceId& id,
+                                                 const std::string& token_hash) = 0;
+
+  // scope: client | shared | server
+  virtual Status upsertAttributes(const TenantId& tenant, const DeviceId& device, const std::string& scope,
+                                  const std::vector<Attribute>& attributes) = 0;
+  virtual Result<std::vector<Attribute>> getAttributes(const TenantId& tenant, const DeviceId& device,
+                                                       const std::string& scope) = 0;
+
+  virtual Status storeRefreshToken(const std::string& token_hash, const RefreshTokenRecord& record) = 0;
+  // Atomically removes and returns the record (refresh tokens are single-use).
+  virtual Result<RefreshTokenRecord> takeRefreshToken(const std::string& token_hash) = 0;
+
+  virtual Result<std::optional<std::string>> getSetting(const std::string& name) = 0;
+  virtual Status putSetting(const std::string& name, const std::string& value) = 0;
+  virtual Result<int> schemaVersion() = 0;
+};
+
+}  // namespace sw::storage
