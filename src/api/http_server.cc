@@ -150,8 +150,11 @@ struct HttpServer::Impl {
       r.method = std::string(req.method_string());
       std::string_view target = req.target();
       auto qpos = target.find('?');
-      bool good = percentDecode(target.substr(0, qpos), r.path, false);
-      if (good && qpos != std::string_view::npos) good = parseQuery(target.substr(qpos + 1), r.query);
+      // The path stays encoded: the router decodes each parameter once, after splitting, so
+      // an encoded '/' or '%' in an id cannot change which route matches.
+      r.path = std::string(target.substr(0, qpos));
+      bool good = true;
+      if (qpos != std::string_view::npos) good = parseQuery(target.substr(qpos + 1), r.query);
       r.content_type = std::string(req[http::field::content_type]);
       r.authorization = std::string(req[http::field::authorization]);
       r.host = std::string(req[http::field::host]);

@@ -10,8 +10,8 @@
 namespace sw::api {
 
 struct Request {
-  std::string method;                                      // "GET", "POST", ...
-  std::string path;                                        // decoded path without query
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without query, still percent-encoded (the router decodes params)
   std::vector<std::pair<std::string, std::string>> query;  // decoded
   std::string content_type;
   std::string authorization;

@@ -95,6 +95,8 @@ Result<Config> loadConfig(const std::string& path) {
   if (auto s = applyEnvOverrides(c); !s) return std::unexpected(s.error());
   if (c.http_port < 0 || c.http_port > 65535)
     return fail(Code::kInvalidArgument, "http.port out of range", "http.port");
+  if (c.mqtt_port < 0 || c.mqtt_port > 65535)
+    return fail(Code::kInvalidArgument, "mqtt.port out of range", "mqtt.port");
   if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
   return c;
 }

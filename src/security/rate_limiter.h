@@ -1,7 +1,7 @@
 #pragma once
 // Per-key token buckets (a key is a device id): `rate` messages per second sustained, `burst`
 // at once. Memory is bounded: at most max_keys buckets; when full, buckets that have refilled
-// completely (idle devices) are dropped, and if none has, the oldest are.
+// completely (idle devices) are dropped, and if none has, an arbitrary one is.
 // Thread-safety: all methods may be called concurrently (striped mutexes).
 #include <array>
 #include <chrono>

@@ -569,10 +569,10 @@ Status RocksDbTimeSeriesStore::deleteTenant(const TenantId& tenant) {
 Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& tenant, std::int64_t cutoff_ms) {
   auto tp = tenantPrefix(tenant);
   if (!tp) return fail(Code::kNotFound, "tenant not found");
-  std::vector<std::pair<std::string, std::int64_t>> series;  // prefix, latest ts
+  std::vector<std::string> series;
   auto s =
       scan(db_.get(), cfs_[kLatest], *tp, prefixSuccessor(*tp), [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-        series.emplace_back(k.ToString(), v.size() >= 8 ? readTs(v.data()) : 0);
+        series.push_back(k.ToString());
         return true;
       });
   if (!s.ok()) return std::unexpected(fromRocks(s, "retention scan"));
@@ -580,13 +580,18 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
   RetentionStats stats;
   const std::int64_t lowest = std::numeric_limits<std::int64_t>::min();
   const std::int64_t cut_minute = floorTo(cutoff_ms, kMinute);
-  for (const auto& [prefix, latest_ts] : series) {
+  for (const auto& prefix : series) {
     std::unique_lock stripe(stripeFor(deviceOf(prefix)));
+    // Read under the stripe lock: a write landing after this cannot lose its latest value.
+    std::string latest_value;
+    s = db_->Get(rocksdb::ReadOptions(), cfs_[kLatest], prefix, &latest_value);
+    if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "retention read"));
+    const bool latest_expired = s.ok() && latest_value.size() >= 8 && readTs(latest_value.data()) < cutoff_ms;
     rocksdb::WriteBatch batch;
     batch.DeleteRange(cfs_[kRaw], tsKey(prefix, lowest), tsKey(prefix, cutoff_ms));
     batch.DeleteRange(cfs_[kRollup1m], tsKey(prefix, lowest), tsKey(prefix, cut_minute));
     batch.DeleteRange(cfs_[kRollup1h], tsKey(prefix, lowest), tsKey(prefix, floorTo(cutoff_ms, kHour)));
-    if (latest_ts < cutoff_ms) batch.Delete(cfs_[kLatest], prefix);
+    if (latest_expired) batch.Delete(cfs_[kLatest], prefix);
     // The minute (and hour) holding the cutoff lost some points: recompute them.
     batch.Put(cfs_[kDirty], tsKey(prefix, cut_minute), rocksdb::Slice());
     s = db_->Write(rocksdb::WriteOptions(), &batch);

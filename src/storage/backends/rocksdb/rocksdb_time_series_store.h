@@ -61,7 +61,7 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   Status flush() override;
   StoreStats stats() override;
 
-  // Number of rollup buckets recomputed since open (tests check that queries use rollups).
+  // Raw points read by aggregate() since open (tests check that queries use rollups).
   std::uint64_t rawPointsReadForAggregates() const { return raw_points_agg_.load(); }
 
  private:
