@@ -281,9 +281,27 @@ def bench_sensoworks():
             telemetry(ids[0], {"agg": "avg", "interval": "1m"}).content
 
         def q100():
-            for dev_id in ids:
-                telemetry(dev_id, {"agg": "avg", "interval": "1h"}).content
+            # One request for all series, like InfluxDB's single GROUP BY device query.
+            r = s.post(base + "/api/v1/telemetry/query", headers=auth, timeout=120,
+                       json={"device_ids": ids, "keys": ["k0"], "from": Q_FROM, "to": Q_TO, "agg": "avg",
+                             "interval": "1h"})
+            r.raise_for_status()
+            return r.content
 
+        # Queries are measured on settled data (flushes, compactions and rollups done), for both servers.
+        ts_dir = os.path.join(data_dir, "timeseries")
+
+        def no_pending_rollups():
+            try:
+                text = s.get(base + "/metrics", timeout=10).text
+            except requests.RequestException:
+                return True
+            for line in text.splitlines():
+                if line.startswith("sw_store_pending_rollups"):
+                    return float(line.split()[-1]) == 0
+            return True
+
+        res["settle_s"] = wait_settled("sensoworks", lambda: dir_bytes(ts_dir), no_pending_rollups)
         res["query_1series_1m_ms"], res["query_1series_1m_samples"] = median_ms(q1, QUERY_REPEATS)
         res["query_100series_1h_ms"], res["query_100series_1h_samples"] = median_ms(q100, QUERY_REPEATS)
         res["query_100series_series"] = len(ids)
@@ -309,19 +327,6 @@ def bench_sensoworks():
                            "points_per_s": raw_points / (raw_ms / 1000.0) if raw_ms > 0 else None}
         log(f"sensoworks raw read: {raw_points} points in {raw_ms:.1f} ms")
 
-        ts_dir = os.path.join(data_dir, "timeseries")
-
-        def no_pending_rollups():
-            try:
-                text = s.get(base + "/metrics", timeout=10).text
-            except requests.RequestException:
-                return True
-            for line in text.splitlines():
-                if line.startswith("sw_store_pending_rollups"):
-                    return float(line.split()[-1]) == 0
-            return True
-
-        res["settle_s"] = wait_settled("sensoworks", lambda: dir_bytes(ts_dir), no_pending_rollups)
         res["peak_rss_bytes"] = vm_hwm_bytes(srv.proc.pid)
     except BaseException:
         log("sensoworks log tail:\n" + srv.tail())
@@ -434,6 +439,16 @@ def bench_influx():
         res["check"] = {"d0_k0_count": count, "d0_k0_mean": round(vals[0][2], 6) if vals else None,
                         "expected_count": TOTAL_S}
 
+        data, wal = os.path.join(root, "data"), os.path.join(root, "wal")
+        def compacted():
+            # WAL snapshotted into TSM and each shard fully compacted into a single TSM file.
+            shards = [os.path.join(dp, d) for dp, dirs, _ in os.walk(os.path.join(data, "bench")) for d in dirs
+                      if d.isdigit()]
+            tsm = [len([f for f in os.listdir(sh) if f.endswith(".tsm")]) for sh in shards]
+            return dir_bytes(wal) < (1 << 20) and all(n <= 1 for n in tsm)
+
+        res["settle_s"] = wait_settled("influxd", lambda: dir_bytes(data, wal), compacted)
+        res["compacted"] = compacted()
         qrng = f"time >= {Q_FROM}ms AND time < {Q_TO}ms"
         q1_text = f"SELECT mean(k0) FROM m WHERE device='d0' AND {qrng} GROUP BY time(1m)"
         q100_text = f"SELECT mean(k0) FROM m WHERE {qrng} GROUP BY time(1h),device"
@@ -453,16 +468,6 @@ def bench_influx():
                            "points_per_s": raw_points / (raw_ms / 1000.0) if raw_ms > 0 else None}
         log(f"influx raw read: {raw_points} points in {raw_ms:.1f} ms")
 
-        data, wal = os.path.join(root, "data"), os.path.join(root, "wal")
-        def compacted():
-            # WAL snapshotted into TSM and each shard fully compacted into a single TSM file.
-            shards = [os.path.join(dp, d) for dp, dirs, _ in os.walk(os.path.join(data, "bench")) for d in dirs
-                      if d.isdigit()]
-            tsm = [len([f for f in os.listdir(sh) if f.endswith(".tsm")]) for sh in shards]
-            return dir_bytes(wal) < (1 << 20) and all(n <= 1 for n in tsm)
-
-        res["settle_s"] = wait_settled("influxd", lambda: dir_bytes(data, wal), compacted)
-        res["compacted"] = compacted()
         res["peak_rss_bytes"] = vm_hwm_bytes(srv.proc.pid)
     except BaseException:
         log("influxd log tail:\n" + srv.tail())

@@ -1,5 +1,6 @@
 // Telemetry queries (users) and the ThingsBoard-compatible device HTTP API.
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 
 #include "api/handler_util.h"
@@ -71,6 +72,24 @@ std::optional<storage::AggFn> parseAgg(std::string_view s) {
   return std::nullopt;
 }
 
+struct AggSpec {
+  storage::AggFn fn;
+  std::int64_t interval;
+};
+
+// Validates agg and interval for the range [from, to).
+Result<AggSpec> parseAggSpec(std::string_view agg, std::string_view interval_s, std::int64_t from, std::int64_t to) {
+  auto fn = parseAgg(agg);
+  if (!fn) return fail(Code::kInvalidArgument, "agg must be one of avg, min, max, sum, count, first, last", "agg");
+  auto interval = parseInterval(interval_s);
+  if (!interval) return fail(Code::kInvalidArgument, "interval must be like 500, 30s, 1m, 1h or 1d", "interval");
+  // 128-bit: the span of an int64 range can overflow 64 bits.
+  if ((static_cast<__int128>(to) - from) / *interval > kMaxBuckets) {
+    return fail(Code::kInvalidArgument, "the range holds too many intervals; use a larger interval", "interval");
+  }
+  return AggSpec{*fn, *interval};
+}
+
 // Raw-query cursor: for each key cut short by the limit, where to resume. Opaque hex of
 // "key \x1f ts \x1e ...".
 std::string encodeCursor(const std::vector<std::pair<std::string, std::int64_t>>& resume) {
@@ -118,6 +137,30 @@ Result<TenantId> deviceTenant(Services& s, const Context& ctx) {
   return tenant;
 }
 
+// Writes {"key":[{"ts","value"},...],...} for one device: aggregated when fn is set, else raw
+// points (at most limit per key, no paging).
+Status writeSeries(JsonWriter& w, Services& s, const TenantId& tenant, const DeviceId& device,
+                   const std::vector<std::string>& keys, std::int64_t from, std::int64_t to,
+                   std::optional<storage::AggFn> fn, std::int64_t interval, std::size_t limit) {
+  w.beginObject();
+  for (const auto& k : keys) {
+    w.key(k).beginArray();
+    if (fn) {
+      auto points = s.store.aggregate(tenant, device, k, storage::AggQuery{from, to, interval, *fn});
+      if (!points) return std::unexpected(points.error());
+      for (const auto& p : *points) w.beginObject().key("ts").integer(p.ts).key("value").number(p.value).endObject();
+    } else {
+      auto page = s.store.readRaw(tenant, device, k, storage::RawQuery{from, to, limit});
+      if (!page) return std::unexpected(page.error());
+      for (const auto& p : page->points)
+        w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
+    }
+    w.endArray();
+  }
+  w.endObject();
+  return ok();
+}
+
 Response timeseries(Services& s, Context& ctx) {
   auto tenant = deviceTenant(s, ctx);
   if (!tenant) return errorResponse(tenant.error());
@@ -132,30 +175,18 @@ Response timeseries(Services& s, Context& ctx) {
   if (!to) return errorResponse(to.error());
   if (*to < *from) return problem(400, "invalid_argument", "to must not be before from", "to");
 
-  JsonWriter w;
-  w.beginObject();
   if (auto agg_s = ctx.request.param("agg")) {
-    auto fn = parseAgg(*agg_s);
-    if (!fn)
-      return problem(400, "invalid_argument", "agg must be one of avg, min, max, sum, count, first, last", "agg");
-    auto interval = parseInterval(ctx.request.param("interval").value_or(""));
-    if (!interval) return problem(400, "invalid_argument", "interval must be like 500, 30s, 1m, 1h or 1d", "interval");
-    // 128-bit: the span of an int64 range can overflow 64 bits.
-    if ((static_cast<__int128>(*to) - *from) / *interval > kMaxBuckets) {
-      return problem(400, "invalid_argument", "the range holds too many intervals; use a larger interval", "interval");
+    auto spec = parseAggSpec(*agg_s, ctx.request.param("interval").value_or(""), *from, *to);
+    if (!spec) return errorResponse(spec.error());
+    JsonWriter w;
+    if (auto st = writeSeries(w, s, *tenant, device, keys, *from, *to, spec->fn, spec->interval, 0); !st) {
+      return errorResponse(st.error());
     }
-    for (const auto& k : keys) {
-      auto points = s.store.aggregate(*tenant, device, k, storage::AggQuery{*from, *to, *interval, *fn});
-      if (!points) return errorResponse(points.error());
-      w.key(k).beginArray();
-      for (const auto& p : *points) {
-        w.beginObject().key("ts").integer(p.ts).key("value").number(p.value).endObject();
-      }
-      w.endArray();
-    }
-    w.endObject();
     return jsonResponse(200, w.take());
   }
+
+  JsonWriter w;
+  w.beginObject();
 
   auto limit = intParam(ctx, "limit", 1000);
   if (!limit) return errorResponse(limit.error());
@@ -197,6 +228,76 @@ Response timeseries(Services& s, Context& ctx) {
   return r;
 }
 
+// POST /api/v1/telemetry/query: many devices in one request (dashboards, comparisons).
+// {"device_ids":[...], "keys":[...], "from":ms, "to":ms, "agg"?:..., "interval"?:..., "limit"?:n}
+Response batchQuery(Services& s, Context& ctx) {
+  auto tenant = tenantOf(ctx);
+  if (!tenant) return errorResponse(tenant.error());
+  auto body = parseObject(ctx.request.body);
+  if (!body) return errorResponse(body.error());
+  auto strings = [&](std::string_view name, std::size_t max) -> Result<std::vector<std::string>> {
+    auto* v = body->if_contains(name);
+    if (!v || !v->is_array() || v->as_array().empty() || v->as_array().size() > max) {
+      return fail(Code::kInvalidArgument, fmt::format("{} must be a non-empty array of at most {} strings", name, max),
+                  std::string(name));
+    }
+    std::vector<std::string> out;
+    for (const auto& e : v->as_array()) {
+      if (!e.is_string() || e.as_string().empty()) {
+        return fail(Code::kInvalidArgument, fmt::format("{} must hold non-empty strings", name), std::string(name));
+      }
+      out.emplace_back(e.as_string());
+    }
+    return out;
+  };
+  auto devices = strings("device_ids", 1000);
+  if (!devices) return errorResponse(devices.error());
+  auto keys = strings("keys", kMaxKeysPerQuery);
+  if (!keys) return errorResponse(keys.error());
+  auto from = optInt(*body, "from");
+  if (!from) return errorResponse(from.error());
+  auto to = optInt(*body, "to");
+  if (!to) return errorResponse(to.error());
+  if (!*from) return problem(400, "invalid_argument", "from is required", "from");
+  if (!*to) return problem(400, "invalid_argument", "to is required", "to");
+  if (**to < **from) return problem(400, "invalid_argument", "to must not be before from", "to");
+  auto agg_s = optString(*body, "agg");
+  if (!agg_s) return errorResponse(agg_s.error());
+  std::optional<storage::AggFn> fn;
+  std::int64_t interval = 0;
+  if (*agg_s) {
+    auto interval_s = optString(*body, "interval");
+    if (!interval_s) return errorResponse(interval_s.error());
+    auto spec = parseAggSpec(**agg_s, interval_s->value_or(""), **from, **to);
+    if (!spec) return errorResponse(spec.error());
+    fn = spec->fn;
+    interval = spec->interval;
+  }
+  auto limit = optInt(*body, "limit");
+  if (!limit) return errorResponse(limit.error());
+  const std::int64_t lim = limit->value_or(1000);
+  if (lim < 1 || static_cast<std::size_t>(lim) > kMaxRawLimit) {
+    return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
+  }
+  // Every device must be the caller's: one foreign or unknown id makes the whole query 404.
+  for (const auto& id : *devices) {
+    if (auto d = s.metadata.getDevice(*tenant, DeviceId(id)); !d) return errorResponse(d.error());
+  }
+  JsonWriter w;
+  w.beginObject().key("results").beginArray();
+  for (const auto& id : *devices) {
+    w.beginObject().key("device_id").string(id).key("series");
+    if (auto st =
+            writeSeries(w, s, *tenant, DeviceId(id), *keys, **from, **to, fn, interval, static_cast<std::size_t>(lim));
+        !st) {
+      return errorResponse(st.error());
+    }
+    w.endObject();
+  }
+  w.endArray().endObject();
+  return jsonResponse(200, w.take());
+}
+
 }  // namespace
 
 void registerTelemetryRoutes(Router& router, Services& s) {
@@ -230,6 +331,7 @@ void registerTelemetryRoutes(Router& router, Services& s) {
   });
 
   router.add("GET", "/api/v1/devices/{id}/telemetry", Auth::kUser, [&s](Context& ctx) { return timeseries(s, ctx); });
+  router.add("POST", "/api/v1/telemetry/query", Auth::kUser, [&s](Context& ctx) { return batchQuery(s, ctx); });
 
   // ---- device API: the access token in the path authenticates the device ----
   router.add("POST", "/api/v1/{access_token}/telemetry", Auth::kPublic, [&s](Context& ctx) {

@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 
 #include "core/logging.h"
+#include "storage/backends/rocksdb/chunk_codec.h"
 #include "storage/backends/rocksdb/key_codec.h"
 
 namespace sw::storage {
@@ -22,9 +24,12 @@ namespace {
 
 using namespace rocks;
 
-enum Cf : std::size_t { kDefault = 0, kRaw, kLatest, kRollup1m, kRollup1h, kDirty, kNumCfs };
-const char* const kCfNames[kNumCfs] = {"default", "raw", "latest", "rollup_1m", "rollup_1h", "dirty"};
+enum Cf : std::size_t { kDefault = 0, kChunks, kLatest, kRollup1m, kRollup1h, kDirty, kNumCfs };
+const char* const kCfNames[kNumCfs] = {"default", "chunks", "latest", "rollup_1m", "rollup_1h", "dirty"};
 
+// Bucket arithmetic must not overflow: queries are clamped to +-2^62 ms (the codecs accept
+// nothing outside 1970..9999).
+constexpr std::int64_t kBound = std::int64_t{1} << 62;
 constexpr std::int64_t kMinute = 60'000;
 constexpr std::int64_t kHour = 3'600'000;
 
@@ -52,6 +57,26 @@ class LatestMergeOperator final : public rocksdb::AssociativeMergeOperator {
     return true;
   }
   const char* Name() const override { return "sw.LatestByTs"; }
+};
+
+// chunks CF: union of chunks, last write wins (see chunk_codec.h).
+class ChunkMergeOperator final : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    std::vector<std::string_view> parts;
+    parts.reserve(in.operand_list.size() + 1);
+    if (in.existing_value) parts.emplace_back(in.existing_value->data(), in.existing_value->size());
+    for (const auto& op : in.operand_list) parts.emplace_back(op.data(), op.size());
+    return mergeChunks(parts, out->new_value);
+  }
+  bool PartialMergeMulti(const rocksdb::Slice&, const std::deque<rocksdb::Slice>& operands, std::string* new_value,
+                         rocksdb::Logger*) const override {
+    std::vector<std::string_view> parts;
+    parts.reserve(operands.size());
+    for (const auto& op : operands) parts.emplace_back(op.data(), op.size());
+    return mergeChunks(parts, *new_value);
+  }
+  const char* Name() const override { return "sw.ChunkUnionLww"; }
 };
 
 // Partial aggregate of a time range.
@@ -163,9 +188,6 @@ Result<std::unique_ptr<RocksDbTimeSeriesStore>> RocksDbTimeSeriesStore::open(con
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = cache;
     t.block_size = big ? 32 * 1024 : 8 * 1024;
-    // Keys of one series share all but their last bytes: a long restart interval lets the
-    // prefix delta encoding drop them almost entirely.
-    t.block_restart_interval = big ? 64 : 16;
     cfo.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     cfo.compression = rocksdb::kLZ4Compression;
     cfo.bottommost_compression = rocksdb::kZSTD;
@@ -175,8 +197,9 @@ Result<std::unique_ptr<RocksDbTimeSeriesStore>> RocksDbTimeSeriesStore::open(con
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (std::size_t i = 0; i < kNumCfs; ++i) {
-    auto cfo = cf_options(i == kRaw);
+    auto cfo = cf_options(i == kChunks);
     if (i == kLatest) cfo.merge_operator = std::make_shared<LatestMergeOperator>();
+    if (i == kChunks) cfo.merge_operator = std::make_shared<ChunkMergeOperator>();
     descs.emplace_back(kCfNames[i], cfo);
   }
   rocksdb::DB* raw_db = nullptr;
@@ -193,7 +216,7 @@ Result<std::unique_ptr<RocksDbTimeSeriesStore>> RocksDbTimeSeriesStore::open(con
            [&](const rocksdb::Slice& k, const rocksdb::Slice&) {
              if (k.size() > 8) {
                std::string series(k.data(), k.size() - 8);
-               store->dirty_[series].minutes.insert(readTs(k.data() + k.size() - 8));
+               store->dirty_[series].hours.insert(readTs(k.data() + k.size() - 8));
                ++pending;
              }
              return true;
@@ -206,7 +229,7 @@ Result<std::unique_ptr<RocksDbTimeSeriesStore>> RocksDbTimeSeriesStore::open(con
         "sw_store_write_seconds", "Time for a batch to become durable in the time-series store",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
     auto* raw = store.get();
-    options.metrics->gauge("sw_store_pending_rollups", "Minute buckets waiting for their rollup recompute",
+    options.metrics->gauge("sw_store_pending_rollups", "Hour buckets waiting for their rollup recompute",
                            [raw] { return static_cast<double>(raw->stats().pending_rollups); });
   }
   store->rollup_thread_ = std::thread([p = store.get()] { p->rollupLoop(); });
@@ -235,39 +258,47 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
   if (points.empty()) return ok();
   auto started = std::chrono::steady_clock::now();
 
+  // Group the batch by (key, hour): one chunk merge per group. Within the batch, a later point
+  // wins over an earlier one with the same timestamp (stable sort, keep the last).
+  std::vector<std::uint32_t> order(points.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const Point& pa = points[a];
+    const Point& pb = points[b];
+    if (int c = pa.key.compare(pb.key); c != 0) return c < 0;
+    return pa.ts < pb.ts;
+  });
+
   rocksdb::WriteBatch batch;
-  std::string key, val;
-  // Per series: newest point (for "latest") and touched minutes (for rollups).
-  struct SeriesInfo {
-    std::size_t newest = 0;
-    std::set<std::int64_t> minutes;
-  };
-  std::map<std::string_view, SeriesInfo> touched;
-  std::string series;
-  for (std::size_t i = 0; i < points.size(); ++i) {
-    const Point& p = points[i];
-    key.assign(*dp);  // reused buffer: no allocation per point
-    key.append(p.key);
-    key.push_back('\0');
-    appendTs(p.ts, key);
-    val.clear();
-    encodeValue(p.value, val);
-    batch.Put(cfs_[kRaw], key, val);
-    auto [it, inserted] = touched.try_emplace(p.key, SeriesInfo{i, {}});
-    if (!inserted && p.ts >= points[it->second.newest].ts) it->second.newest = i;
-    it->second.minutes.insert(floorTo(p.ts, kMinute));
-  }
   std::vector<std::pair<std::string, std::set<std::int64_t>>> marks;
-  marks.reserve(touched.size());
-  for (auto& [k, info] : touched) {
-    series = seriesPrefix(*dp, k);
-    const Point& newest = points[info.newest];
+  std::vector<TimedValue> chunk;
+  std::string key, val;
+  std::size_t i = 0;
+  while (i < order.size()) {
+    const std::string& name = points[order[i]].key;
+    std::string series = seriesPrefix(*dp, name);
+    std::set<std::int64_t> hours;
+    std::size_t newest = order[i];
+    while (i < order.size() && points[order[i]].key == name) {
+      const std::int64_t hour = floorTo(points[order[i]].ts, kHour);
+      chunk.clear();
+      for (; i < order.size() && points[order[i]].key == name && floorTo(points[order[i]].ts, kHour) == hour; ++i) {
+        const Point& p = points[order[i]];
+        if (!chunk.empty() && chunk.back().ts == p.ts) chunk.pop_back();  // later in the batch wins
+        chunk.push_back(TimedValue{p.ts, p.value});
+        if (p.ts >= points[newest].ts) newest = order[i];
+      }
+      val.clear();
+      encodeChunk(chunk, val);
+      batch.Merge(cfs_[kChunks], tsKey(series, hour), val);
+      batch.Put(cfs_[kDirty], tsKey(series, hour), rocksdb::Slice());
+      hours.insert(hour);
+    }
     val.clear();
-    appendTs(newest.ts, val);
-    encodeValue(newest.value, val);
+    appendTs(points[newest].ts, val);
+    encodeValue(points[newest].value, val);
     batch.Merge(cfs_[kLatest], series, val);
-    for (std::int64_t m : info.minutes) batch.Put(cfs_[kDirty], tsKey(series, m), rocksdb::Slice());
-    marks.emplace_back(series, std::move(info.minutes));
+    marks.emplace_back(std::move(series), std::move(hours));
   }
 
   rocksdb::WriteOptions wo;
@@ -278,9 +309,9 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
     if (!s.ok()) return std::unexpected(fromRocks(s, "write"));
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(dirty_mutex_);
-    for (auto& [s_prefix, minutes] : marks) {
-      DirtySeries& d = dirty_[s_prefix];
-      d.minutes.merge(minutes);
+    for (auto& [series, hours] : marks) {
+      DirtySeries& d = dirty_[series];
+      d.hours.merge(hours);
       d.last_write = now;
     }
   }
@@ -333,32 +364,76 @@ Result<std::vector<std::pair<std::string, TimedValue>>> RocksDbTimeSeriesStore::
   return out;
 }
 
+Status RocksDbTimeSeriesStore::readPoints(const std::string& series, std::int64_t from, std::int64_t to,
+                                          const std::function<bool(const PointView&)>& fn) {
+  from = std::clamp(from, -kBound, kBound);
+  to = std::clamp(to, -kBound, kBound);
+  if (from >= to) return ok();
+  bool corrupt = false;
+  auto s = scan(db_.get(), cfs_[kChunks], tsKey(series, floorTo(from, kHour)), tsKey(series, to),
+                [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
+                  ChunkReader reader(std::string_view(v.data(), v.size()));
+                  PointView p;
+                  while (reader.next(p)) {
+                    if (p.ts < from) continue;
+                    if (p.ts >= to) return false;
+                    if (!fn(p)) return false;
+                  }
+                  corrupt = reader.corrupt();
+                  return !corrupt;
+                });
+  if (!s.ok()) return std::unexpected(fromRocks(s, "read"));
+  if (corrupt) return fail(Code::kInternal, "storage holds a chunk that does not decode");
+  return ok();
+}
+
 Result<RawPage> RocksDbTimeSeriesStore::readRaw(const TenantId& tenant, const DeviceId& device, const std::string& key,
                                                 const RawQuery& q) {
   auto dp = devicePrefix(tenant, device);
   if (!dp) return fail(Code::kNotFound, "device not found");
   RawPage page;
   if (q.from >= q.to || q.limit == 0) return page;
-  std::string series = seriesPrefix(*dp, key);
-  auto s = scan(db_.get(), cfs_[kRaw], tsKey(series, q.from), tsKey(series, q.to),
-                [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                  if (page.points.size() == q.limit) {
-                    page.more = true;
-                    return false;
-                  }
-                  TimedValue tv;
-                  tv.ts = readTs(k.data() + k.size() - 8);
-                  if (decodeValue(v.data(), v.size(), tv.value)) page.points.push_back(std::move(tv));
-                  return true;
-                });
-  if (!s.ok()) return std::unexpected(fromRocks(s, "read"));
+  auto st = readPoints(seriesPrefix(*dp, key), q.from, q.to, [&](const PointView& p) {
+    if (page.points.size() == q.limit) {
+      page.more = true;
+      return false;
+    }
+    page.points.push_back(TimedValue{p.ts, p.toValue()});
+    return true;
+  });
+  if (!st) return std::unexpected(st.error());
   return page;
 }
 
+namespace {
+
+// rollup_1m value: the non-empty minutes of one hour, each as minute index (1 byte) + Acc.
+std::string encodeMinutes(const std::map<std::int64_t, Acc>& minutes, std::int64_t hour) {
+  std::string out;
+  for (const auto& [m, acc] : minutes) {
+    out.push_back(static_cast<char>((m - hour) / kMinute));
+    out += acc.encode();
+  }
+  return out;
+}
+
+template <typename Fn>
+bool decodeMinutes(const rocksdb::Slice& v, std::int64_t hour, Fn&& fn) {
+  constexpr std::size_t kEntry = 65;
+  if (v.size() % kEntry) return false;
+  for (std::size_t off = 0; off < v.size(); off += kEntry) {
+    Acc acc;
+    auto idx = static_cast<std::uint8_t>(v.data()[off]);
+    if (idx >= 60 || !Acc::decode(rocksdb::Slice(v.data() + off + 1, 64), acc)) return false;
+    fn(hour + idx * kMinute, acc);
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& tenant, const DeviceId& device,
                                                                 const std::string& key, const AggQuery& query) {
-  // Bucket arithmetic below must not overflow: no stored timestamp is outside +-2^62.
-  constexpr std::int64_t kBound = std::int64_t{1} << 62;
   AggQuery q = query;
   q.from = std::clamp(q.from, -kBound, kBound);
   q.to = std::clamp(q.to, -kBound, kBound);
@@ -372,60 +447,67 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
 
   std::map<std::int64_t, Acc> buckets;
   auto bucketOf = [&](std::int64_t ts) { return floorTo(ts, q.interval_ms); };
+  auto ceilTo = [](std::int64_t ts, std::int64_t step) { return -floorTo(-ts, step); };
   std::uint64_t raw_read = 0;
 
-  auto readRawRange = [&](std::int64_t a, std::int64_t b) -> rocksdb::Status {
-    if (a >= b) return rocksdb::Status::OK();
-    return scan(db_.get(), cfs_[kRaw], tsKey(series, a), tsKey(series, b),
-                [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                  Value value;
-                  double d;
-                  ++raw_read;
-                  if (decodeValue(v.data(), v.size(), value) && numericValue(value, d)) {
-                    std::int64_t ts = readTs(k.data() + k.size() - 8);
-                    buckets[bucketOf(ts)].add(ts, d);
-                  }
-                  return true;
-                });
+  auto fromRaw = [&](std::int64_t a, std::int64_t b) -> Status {
+    return readPoints(series, a, b, [&](const PointView& p) {
+      ++raw_read;
+      if (p.kind == PointView::Kind::kNumber || p.kind == PointView::Kind::kBool)
+        buckets[bucketOf(p.ts)].add(p.ts, p.number);
+      return true;
+    });
   };
-  auto readRollups = [&](Cf cf, std::int64_t a, std::int64_t b) -> rocksdb::Status {
-    if (a >= b) return rocksdb::Status::OK();
-    return scan(db_.get(), cfs_[cf], tsKey(series, a), tsKey(series, b),
-                [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                  Acc part;
-                  if (Acc::decode(v, part)) buckets[bucketOf(readTs(k.data() + k.size() - 8))].merge(part);
-                  return true;
-                });
+  // Whole minutes in [a, b) (both minute-aligned) from the packed minute rollups.
+  auto fromMinutes = [&](std::int64_t a, std::int64_t b) -> Status {
+    if (a >= b) return ok();
+    bool corrupt = false;
+    auto s = scan(db_.get(), cfs_[kRollup1m], tsKey(series, floorTo(a, kHour)), tsKey(series, b),
+                  [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                    corrupt = !decodeMinutes(v, readTs(k.data() + k.size() - 8), [&](std::int64_t m, const Acc& acc) {
+                      if (m >= a && m < b) buckets[bucketOf(m)].merge(acc);
+                    });
+                    return !corrupt;
+                  });
+    if (!s.ok()) return std::unexpected(fromRocks(s, "read"));
+    if (corrupt) return fail(Code::kInternal, "storage holds a rollup that does not decode");
+    return ok();
+  };
+  auto fromHours = [&](std::int64_t a, std::int64_t b) -> Status {
+    if (a >= b) return ok();
+    auto s = scan(db_.get(), cfs_[kRollup1h], tsKey(series, a), tsKey(series, b),
+                  [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
+                    Acc part;
+                    if (Acc::decode(v, part)) buckets[bucketOf(readTs(k.data() + k.size() - 8))].merge(part);
+                    return true;
+                  });
+    if (!s.ok()) return std::unexpected(fromRocks(s, "read"));
+    return ok();
   };
 
   // Whole rollup buckets lie inside one query bucket only when the interval is a multiple of
-  // the rollup size; then the edges that are not whole buckets are read from the finer level.
-  rocksdb::Status s;
-  auto ceilTo = [](std::int64_t ts, std::int64_t step) { return -floorTo(-ts, step); };
-  if (q.interval_ms % kMinute == 0) {
+  // the rollup size; the edges that are not whole buckets come from the finer level.
+  Status st = ok();
+  if (q.interval_ms % kMinute != 0) {
+    st = fromRaw(q.from, q.to);
+  } else {
     std::int64_t m_lo = ceilTo(q.from, kMinute), m_hi = floorTo(q.to, kMinute);
     if (m_lo >= m_hi) {
-      s = readRawRange(q.from, q.to);
+      st = fromRaw(q.from, q.to);
     } else {
-      s = readRawRange(q.from, m_lo);
-      if (s.ok()) s = readRawRange(m_hi, q.to);
-      if (s.ok() && q.interval_ms % kHour == 0) {
-        std::int64_t h_lo = ceilTo(m_lo, kHour), h_hi = floorTo(m_hi, kHour);
-        if (h_lo >= h_hi) {
-          s = readRollups(kRollup1m, m_lo, m_hi);
-        } else {
-          s = readRollups(kRollup1m, m_lo, h_lo);
-          if (s.ok()) s = readRollups(kRollup1m, h_hi, m_hi);
-          if (s.ok()) s = readRollups(kRollup1h, h_lo, h_hi);
-        }
-      } else if (s.ok()) {
-        s = readRollups(kRollup1m, m_lo, m_hi);
+      st = fromRaw(q.from, m_lo);
+      if (st) st = fromRaw(m_hi, q.to);
+      std::int64_t h_lo = ceilTo(m_lo, kHour), h_hi = floorTo(m_hi, kHour);
+      if (st && q.interval_ms % kHour == 0 && h_lo < h_hi) {
+        st = fromMinutes(m_lo, h_lo);
+        if (st) st = fromMinutes(h_hi, m_hi);
+        if (st) st = fromHours(h_lo, h_hi);
+      } else if (st) {
+        st = fromMinutes(m_lo, m_hi);
       }
     }
-  } else {
-    s = readRawRange(q.from, q.to);
   }
-  if (!s.ok()) return std::unexpected(fromRocks(s, "read"));
+  if (!st) return std::unexpected(st.error());
   raw_points_agg_ += raw_read;
   out.reserve(buckets.size());
   for (const auto& [ts, acc] : buckets) {
@@ -436,26 +518,26 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
 
 Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool background) {
   std::unique_lock stripe(stripeFor(deviceOf(series)));
-  std::set<std::int64_t> minutes;
+  std::set<std::int64_t> hours;
   {
     std::lock_guard lock(dirty_mutex_);
     auto it = dirty_.find(series);
     if (it == dirty_.end()) return ok();
     DirtySeries& d = it->second;
     if (background && std::chrono::steady_clock::now() - d.last_write < kActiveWindow) {
-      if (d.minutes.size() < 2) return ok();
-      auto newest = std::prev(d.minutes.end());
-      minutes.insert(d.minutes.begin(), newest);
-      d.minutes.erase(d.minutes.begin(), newest);
+      if (d.hours.size() < 2) return ok();
+      auto newest = std::prev(d.hours.end());
+      hours.insert(d.hours.begin(), newest);
+      d.hours.erase(d.hours.begin(), newest);
     } else {
-      minutes = std::move(d.minutes);
+      hours = std::move(d.hours);
       dirty_.erase(it);
     }
   }
-  auto st = recomputeSeries(series, minutes);
+  auto st = recomputeSeries(series, hours);
   if (!st) {
     std::lock_guard lock(dirty_mutex_);
-    dirty_[series].minutes.merge(minutes);
+    dirty_[series].hours.merge(hours);
   }
   return st;
 }
@@ -476,48 +558,39 @@ Status RocksDbTimeSeriesStore::settleAll(bool background) {
 }
 
 // Caller holds the series' stripe exclusively, so no write of this device is in flight.
-Status RocksDbTimeSeriesStore::recomputeSeries(const std::string& series, const std::set<std::int64_t>& minutes) {
-  rocksdb::WriteBatch minute_batch;
-  std::set<std::int64_t> hours;
-  for (std::int64_t m : minutes) {
-    Acc acc;
-    auto s = scan(db_.get(), cfs_[kRaw], tsKey(series, m), tsKey(series, m + kMinute),
-                  [&](const rocksdb::Slice& k, const rocksdb::Slice& v) {
-                    Value value;
-                    double d;
-                    if (decodeValue(v.data(), v.size(), value) && numericValue(value, d)) {
-                      acc.add(readTs(k.data() + k.size() - 8), d);
-                    }
-                    return true;
-                  });
-    if (!s.ok()) return std::unexpected(fromRocks(s, "rollup read"));
-    if (acc.count)
-      minute_batch.Put(cfs_[kRollup1m], tsKey(series, m), acc.encode());
-    else
-      minute_batch.Delete(cfs_[kRollup1m], tsKey(series, m));
-    hours.insert(floorTo(m, kHour));
-  }
-  auto s = db_->Write(rocksdb::WriteOptions(), &minute_batch);
-  if (!s.ok()) return std::unexpected(fromRocks(s, "rollup write"));
-
-  rocksdb::WriteBatch hour_batch;
+Status RocksDbTimeSeriesStore::recomputeSeries(const std::string& series, const std::set<std::int64_t>& hours) {
+  rocksdb::WriteBatch batch;
+  std::string chunk;
   for (std::int64_t h : hours) {
-    Acc acc;
-    s = scan(db_.get(), cfs_[kRollup1m], tsKey(series, h), tsKey(series, h + kHour),
-             [&](const rocksdb::Slice&, const rocksdb::Slice& v) {
-               Acc part;
-               if (Acc::decode(v, part)) acc.merge(part);
-               return true;
-             });
-    if (!s.ok()) return std::unexpected(fromRocks(s, "rollup read"));
-    if (acc.count)
-      hour_batch.Put(cfs_[kRollup1h], tsKey(series, h), acc.encode());
-    else
-      hour_batch.Delete(cfs_[kRollup1h], tsKey(series, h));
+    const std::string key = tsKey(series, h);
+    auto s = db_->Get(rocksdb::ReadOptions(), cfs_[kChunks], key, &chunk);
+    if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "rollup read"));
+    std::map<std::int64_t, Acc> minutes;
+    Acc hour;
+    if (s.ok()) {
+      ChunkReader reader(chunk);
+      PointView p;
+      while (reader.next(p)) {
+        if (p.kind != PointView::Kind::kNumber && p.kind != PointView::Kind::kBool) continue;
+        minutes[floorTo(p.ts, kMinute)].add(p.ts, p.number);
+        hour.add(p.ts, p.number);
+      }
+      if (reader.corrupt()) return fail(Code::kInternal, "storage holds a chunk that does not decode");
+    }
+    // Store the merged chunk back: later reads find one value instead of re-merging every
+    // operand still in the memtable (no write of this device runs while we hold its stripe).
+    if (s.ok()) batch.Put(cfs_[kChunks], key, chunk);
+    if (hour.count) {
+      batch.Put(cfs_[kRollup1m], key, encodeMinutes(minutes, h));
+      batch.Put(cfs_[kRollup1h], key, hour.encode());
+    } else {
+      batch.Delete(cfs_[kRollup1m], key);
+      batch.Delete(cfs_[kRollup1h], key);
+    }
+    // The marker goes in the same batch as the rollups: a crash before it redoes the work.
+    batch.Delete(cfs_[kDirty], key);
   }
-  // Markers go last, in the same batch as the hour rollups: a crash before this point redoes the work.
-  for (std::int64_t m : minutes) hour_batch.Delete(cfs_[kDirty], tsKey(series, m));
-  s = db_->Write(rocksdb::WriteOptions(), &hour_batch);
+  auto s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok()) return std::unexpected(fromRocks(s, "rollup write"));
   return ok();
 }
@@ -536,7 +609,7 @@ void RocksDbTimeSeriesStore::rollupLoop() {
 
 Status RocksDbTimeSeriesStore::deleteRange(const std::string& begin, const std::string& end) {
   rocksdb::WriteBatch batch;
-  for (std::size_t cf = kRaw; cf < kNumCfs; ++cf) batch.DeleteRange(cfs_[cf], begin, end);
+  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) batch.DeleteRange(cfs_[cf], begin, end);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_wal;
   auto s = db_->Write(wo, &batch);
@@ -562,7 +635,7 @@ Status RocksDbTimeSeriesStore::deleteTenant(const TenantId& tenant) {
   rocksdb::Slice b(*tp), e(end);
   rocksdb::CompactRangeOptions cro;
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (std::size_t cf = kRaw; cf < kNumCfs; ++cf) db_->CompactRange(cro, cfs_[cf], &b, &e);
+  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) db_->CompactRange(cro, cfs_[cf], &b, &e);
   return ok();
 }
 
@@ -579,7 +652,9 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
 
   RetentionStats stats;
   const std::int64_t lowest = std::numeric_limits<std::int64_t>::min();
-  const std::int64_t cut_minute = floorTo(cutoff_ms, kMinute);
+  const std::int64_t cut_hour = floorTo(cutoff_ms, kHour);
+  std::string chunk, kept;
+  std::vector<TimedValue> points;
   for (const auto& prefix : series) {
     std::unique_lock stripe(stripeFor(deviceOf(prefix)));
     // Read under the stripe lock: a write landing after this cannot lose its latest value.
@@ -588,17 +663,34 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
     if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "retention read"));
     const bool latest_expired = s.ok() && latest_value.size() >= 8 && readTs(latest_value.data()) < cutoff_ms;
     rocksdb::WriteBatch batch;
-    batch.DeleteRange(cfs_[kRaw], tsKey(prefix, lowest), tsKey(prefix, cutoff_ms));
-    batch.DeleteRange(cfs_[kRollup1m], tsKey(prefix, lowest), tsKey(prefix, cut_minute));
-    batch.DeleteRange(cfs_[kRollup1h], tsKey(prefix, lowest), tsKey(prefix, floorTo(cutoff_ms, kHour)));
+    for (Cf cf : {kChunks, kRollup1m, kRollup1h}) {
+      batch.DeleteRange(cfs_[cf], tsKey(prefix, lowest), tsKey(prefix, cut_hour));
+    }
     if (latest_expired) batch.Delete(cfs_[kLatest], prefix);
-    // The minute (and hour) holding the cutoff lost some points: recompute them.
-    batch.Put(cfs_[kDirty], tsKey(prefix, cut_minute), rocksdb::Slice());
+    // The hour holding the cutoff keeps only its points at or after the cutoff. A Put replaces
+    // the key's merge history; no write of this device runs while we hold its stripe.
+    const std::string cut_key = tsKey(prefix, cut_hour);
+    s = db_->Get(rocksdb::ReadOptions(), cfs_[kChunks], cut_key, &chunk);
+    if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "retention read"));
+    if (s.ok()) {
+      points.clear();
+      if (!decodeChunk(chunk, points)) return fail(Code::kInternal, "storage holds a chunk that does not decode");
+      std::erase_if(points, [&](const TimedValue& p) { return p.ts < cutoff_ms; });
+      kept.clear();
+      encodeChunk(points, kept);
+      if (points.empty())
+        batch.Delete(cfs_[kChunks], cut_key);
+      else
+        batch.Put(cfs_[kChunks], cut_key, kept);
+      batch.Put(cfs_[kDirty], cut_key, rocksdb::Slice());
+    }
     s = db_->Write(rocksdb::WriteOptions(), &batch);
     if (!s.ok()) return std::unexpected(fromRocks(s, "retention delete"));
     {
       std::lock_guard lock(dirty_mutex_);
-      dirty_[prefix].minutes.insert(cut_minute);
+      auto it = dirty_.find(prefix);
+      if (it != dirty_.end()) std::erase_if(it->second.hours, [&](std::int64_t h) { return h < cut_hour; });
+      dirty_[prefix].hours.insert(cut_hour);
     }
     ++stats.series;
   }
@@ -607,7 +699,7 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
   rocksdb::Slice b(*tp), e(end);
   rocksdb::CompactRangeOptions cro;
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (std::size_t cf = kRaw; cf < kNumCfs; ++cf) {
+  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) {
     s = db_->CompactRange(cro, cfs_[cf], &b, &e);
     if (!s.ok()) return std::unexpected(fromRocks(s, "retention compaction"));
   }
@@ -626,12 +718,12 @@ Status RocksDbTimeSeriesStore::flush() {
 
 StoreStats RocksDbTimeSeriesStore::stats() {
   StoreStats st;
-  for (std::size_t cf = kRaw; cf < kNumCfs; ++cf) {
+  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) {
     std::uint64_t v = 0;
     if (db_->GetIntProperty(cfs_[cf], "rocksdb.live-sst-files-size", &v)) st.disk_bytes += v;
   }
   std::lock_guard lock(dirty_mutex_);
-  for (const auto& [_, d] : dirty_) st.pending_rollups += d.minutes.size();
+  for (const auto& [_, d] : dirty_) st.pending_rollups += d.hours.size();
   return st;
 }
 

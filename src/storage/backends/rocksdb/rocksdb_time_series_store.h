@@ -1,20 +1,27 @@
 #pragma once
 // Embedded time-series store on RocksDB.
 //
-// Column families: "raw" (one key per point), "latest" (one key per series, kept by a max-ts
-// merge operator so writes never read), "rollup_1m" and "rollup_1h" (count, sum, min, max,
-// first, last per bucket), "dirty" (minute buckets whose rollups must be recomputed; written in
-// the same atomic batch as the points, so a crash never loses one).
+// Column families:
+//   "chunks"    one key per (series, hour): a compressed chunk of that hour's points
+//               (chunk_codec.h). Writes add points with a Merge; the merge operator keeps the
+//               union with last-write-wins, so writes never read and duplicates/out-of-order
+//               points need no special path. One key per hour instead of one per point makes
+//               ingest cheap (a 1,000-point batch of 10 keys is ~10 merges) and the data small.
+//   "latest"    one key per series, kept by a max-timestamp merge operator.
+//   "rollup_1m" per (series, hour): the hour's minute buckets (count, sum, min, max, first, last).
+//   "rollup_1h" per (series, hour): the hour bucket.
+//   "dirty"     (series, hour) whose rollups are stale; written in the same atomic batch as the
+//               points, so a crash never loses one.
 //
-// Rollups are recomputed from the raw points of a dirty minute (and an hour from its minutes)
-// by a background thread, and on demand for the series an aggregated query reads. Recomputing
-// rather than adding keeps last-write-wins exact for duplicate and out-of-order timestamps.
+// Rollups are recomputed from a dirty hour's chunk by a background pass, and on demand for the
+// series an aggregated query reads. Recomputing rather than adding keeps last-write-wins exact.
 //
 // Group commit: concurrent write() calls from many threads are merged by RocksDB's write
 // thread into one WAL write (leader/follower), so many small device batches cost one append.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +32,7 @@
 #include <vector>
 
 #include "core/metrics.h"
+#include "storage/backends/rocksdb/chunk_codec.h"
 #include "storage/time_series_store.h"
 
 namespace rocksdb {
@@ -70,11 +78,14 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
 
   std::shared_mutex& stripeFor(std::string_view device_prefix);
   // Recomputes this series' dirty rollups. In the background pass (`background`), a series
-  // written in the last kActiveWindow keeps its newest dirty minute for later: it is still
+  // written in the last kActiveWindow keeps its newest dirty hour for later: it is still
   // filling, and recomputing it on every batch would redo the same work many times.
   Status settleSeries(const std::string& series, bool background = false);
   Status settleAll(bool background = false);
-  Status recomputeSeries(const std::string& series, const std::set<std::int64_t>& minutes);
+  Status recomputeSeries(const std::string& series, const std::set<std::int64_t>& hours);
+  // Decodes the points of [from, to) from the series' chunks, in time order.
+  Status readPoints(const std::string& series, std::int64_t from, std::int64_t to,
+                    const std::function<bool(const rocks::PointView&)>& fn);
   Status deleteRange(const std::string& begin, const std::string& end);
   void rollupLoop();
 
@@ -86,7 +97,7 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   std::shared_mutex stripes_[kStripes];
 
   struct DirtySeries {
-    std::set<std::int64_t> minutes;  // minute starts whose rollups are stale
+    std::set<std::int64_t> hours;  // hour starts whose rollups are stale
     std::chrono::steady_clock::time_point last_write;
   };
   static constexpr std::chrono::seconds kActiveWindow{2};
