@@ -1,5 +1,7 @@
 #pragma once
 // Small helpers shared by the handler files.
+#include <chrono>
+#include <semaphore>
 #include <string>
 
 #include "api/json_util.h"
@@ -8,6 +10,25 @@
 #include "storage/metadata_store.h"
 
 namespace sw::api {
+
+// One of the password-hashing slots (argon2id takes 64 MiB and a core for tens of ms). Waits
+// at most kWait for one, so a flood of logins cannot hold every handler thread; without a slot
+// the caller answers 503.
+class HashingSlot {
+ public:
+  static constexpr std::chrono::milliseconds kWait{250};
+  explicit HashingSlot(std::counting_semaphore<64>& slots) : slots_(slots), held_(slots.try_acquire_for(kWait)) {}
+  ~HashingSlot() {
+    if (held_) slots_.release();
+  }
+  HashingSlot(const HashingSlot&) = delete;
+  HashingSlot& operator=(const HashingSlot&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  std::counting_semaphore<64>& slots_;
+  bool held_;
+};
 
 Response jsonResponse(int status, std::string body);
 Response noContent();

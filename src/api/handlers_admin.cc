@@ -1,5 +1,6 @@
 // Tenants (system administrator) and users (system and tenant administrators).
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "api/handler_util.h"
 #include "api/services.h"
@@ -24,10 +25,9 @@ Status checkName(const std::string& name, const char* field) {
 Result<std::string> hashNewPassword(Services& s, const std::string& password) {
   if (password.size() < 8) return fail(Code::kInvalidArgument, "password must have at least 8 characters", "password");
   if (password.size() > 1024) return fail(Code::kInvalidArgument, "password is too long", "password");
-  s.hashing_slots.acquire();
-  auto h = security::hashPassword(password);
-  s.hashing_slots.release();
-  return h;
+  HashingSlot slot(s.hashing_slots);
+  if (!slot.held()) return fail(Code::kUnavailable, "server busy, retry later");
+  return security::hashPassword(password);
 }
 
 // The user `id` as seen by the caller: other tenants' users do not exist for a tenant user.
@@ -53,11 +53,13 @@ Response tenantRoutesCreate(Services& s, Context& ctx) {
   if (!rate) return errorResponse(rate.error());
   storage::Tenant t;
   t.name = *name;
-  t.retention_days = static_cast<int>(retention->value_or(0));
+  const std::int64_t retention_days = retention->value_or(0);
+  if (retention_days < 0 || retention_days > 365000) {  // checked before narrowing to int
+    return problem(400, "invalid_argument", "retention_days must be from 0 to 365000", "retention_days");
+  }
+  t.retention_days = static_cast<int>(retention_days);
   t.max_msgs_per_s = rate->value_or(0);
-  if (t.retention_days < 0 || *retention > 365000)
-    return problem(400, "invalid_argument", "retention_days must be 0 or more", "retention_days");
-  if (t.max_msgs_per_s < 0)
+  if (!std::isfinite(t.max_msgs_per_s) || t.max_msgs_per_s < 0)
     return problem(400, "invalid_argument", "max_msgs_per_s must be 0 or more", "max_msgs_per_s");
   auto created = s.metadata.createTenant(t);
   if (!created) return errorResponse(created.error());
@@ -242,9 +244,9 @@ void registerAdminRoutes(Router& router, Services& s) {
       if (self) {
         bool good = false;
         if (*current) {
-          s.hashing_slots.acquire();
+          HashingSlot slot(s.hashing_slots);
+          if (!slot.held()) return problem(503, "unavailable", "server busy, retry later");
           good = security::verifyPassword(**current, target->password_hash);
-          s.hashing_slots.release();
         }
         if (!good) return problem(403, "permission_denied", "current_password is wrong or missing", "current_password");
       }

@@ -9,12 +9,6 @@
 namespace sw::api {
 namespace {
 
-struct SlotGuard {
-  std::counting_semaphore<64>& sem;
-  explicit SlotGuard(std::counting_semaphore<64>& s) : sem(s) { sem.acquire(); }
-  ~SlotGuard() { sem.release(); }
-};
-
 Response issueTokens(Services& s, const storage::User& user) {
   auto role = security::parseRole(user.role);
   if (!role) return problem(500, "internal", "user has an unknown role");
@@ -53,7 +47,8 @@ void registerAuthRoutes(Router& router, Services& s) {
     auto user = s.metadata.getUserByName(*username);
     bool good;
     {
-      SlotGuard slot(s.hashing_slots);
+      HashingSlot slot(s.hashing_slots);
+      if (!slot.held()) return problem(503, "unavailable", "server busy, retry later");
       good = user ? security::verifyPassword(*password, user->password_hash)
                   : (security::verifyPassword(*password, decoyHash()), false);
     }

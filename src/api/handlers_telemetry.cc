@@ -12,6 +12,10 @@ namespace {
 constexpr std::size_t kMaxKeysPerQuery = 100;
 constexpr std::size_t kMaxRawLimit = 100000;
 constexpr std::int64_t kMaxBuckets = 100000;
+// One response holds at most this many points (raw or buckets, over all keys and devices) and
+// this many bytes; larger queries get 400 / 429 instead of exhausting memory.
+constexpr std::int64_t kMaxPointsPerResponse = 2'000'000;
+constexpr std::size_t kMaxResponseBytes = 64u << 20;
 
 Result<std::int64_t> intParam(const Context& ctx, std::string_view name, std::optional<std::int64_t> fallback) {
   auto v = ctx.request.param(name);
@@ -150,15 +154,37 @@ Status writeSeries(JsonWriter& w, Services& s, const TenantId& tenant, const Dev
       if (!points) return std::unexpected(points.error());
       for (const auto& p : *points) w.beginObject().key("ts").integer(p.ts).key("value").number(p.value).endObject();
     } else {
-      auto page = s.store.readRaw(tenant, device, k, storage::RawQuery{from, to, limit});
+      auto page = s.store.readRaw(tenant, device, k, storage::RawQuery{from, to, limit, kMaxResponseBytes});
       if (!page) return std::unexpected(page.error());
+      if (page->more && page->points.size() < limit) {
+        return fail(Code::kResourceExhausted, "the response would be too large; narrow the query (keys, range, limit)");
+      }
       for (const auto& p : page->points)
         w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
     }
     w.endArray();
+    if (w.size() > kMaxResponseBytes) {
+      return fail(Code::kResourceExhausted, "the response would be too large; narrow the query (keys, range, limit)");
+    }
   }
   w.endObject();
   return ok();
+}
+
+// Points a query may produce: per-key limit (raw) or bucket count (aggregates), times keys and
+// devices; refused above kMaxPointsPerResponse.
+Status checkBudget(std::size_t devices, std::size_t keys, std::int64_t per_series, const char* field) {
+  if (static_cast<__int128>(devices) * keys * per_series > kMaxPointsPerResponse) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("the query could return more than {} points; lower {} or ask for fewer keys/devices",
+                            kMaxPointsPerResponse, field),
+                field);
+  }
+  return ok();
+}
+
+std::int64_t bucketsIn(std::int64_t from, std::int64_t to, std::int64_t interval) {
+  return static_cast<std::int64_t>((static_cast<__int128>(to) - from) / interval + 1);
 }
 
 Response timeseries(Services& s, Context& ctx) {
@@ -178,6 +204,9 @@ Response timeseries(Services& s, Context& ctx) {
   if (auto agg_s = ctx.request.param("agg")) {
     auto spec = parseAggSpec(*agg_s, ctx.request.param("interval").value_or(""), *from, *to);
     if (!spec) return errorResponse(spec.error());
+    if (auto st = checkBudget(1, keys.size(), bucketsIn(*from, *to, spec->interval), "interval"); !st) {
+      return errorResponse(st.error());
+    }
     JsonWriter w;
     if (auto st = writeSeries(w, s, *tenant, device, keys, *from, *to, spec->fn, spec->interval, 0); !st) {
       return errorResponse(st.error());
@@ -193,6 +222,7 @@ Response timeseries(Services& s, Context& ctx) {
   if (*limit < 1 || static_cast<std::size_t>(*limit) > kMaxRawLimit) {
     return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
   }
+  if (auto st = checkBudget(1, keys.size(), *limit, "limit"); !st) return errorResponse(st.error());
   std::map<std::string, std::int64_t> resume;
   const bool paging = ctx.request.param("cursor").has_value();
   if (paging) {
@@ -213,7 +243,10 @@ Response timeseries(Services& s, Context& ctx) {
         start = std::max(start, it->second);
     }
     if (!skip) {
-      auto page = s.store.readRaw(*tenant, device, k, storage::RawQuery{start, *to, static_cast<std::size_t>(*limit)});
+      // The byte bound ends a page early (with a cursor) when values are large strings.
+      const std::size_t left = kMaxResponseBytes > w.size() ? kMaxResponseBytes - w.size() : 1;
+      auto page =
+          s.store.readRaw(*tenant, device, k, storage::RawQuery{start, *to, static_cast<std::size_t>(*limit), left});
       if (!page) return errorResponse(page.error());
       for (const auto& p : page->points) {
         w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
@@ -279,6 +312,9 @@ Response batchQuery(Services& s, Context& ctx) {
   if (lim < 1 || static_cast<std::size_t>(lim) > kMaxRawLimit) {
     return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
   }
+  auto budget = fn ? checkBudget(devices->size(), keys->size(), bucketsIn(**from, **to, interval), "interval")
+                   : checkBudget(devices->size(), keys->size(), lim, "limit");
+  if (!budget) return errorResponse(budget.error());
   // Every device must be the caller's: one foreign or unknown id makes the whole query 404.
   for (const auto& id : *devices) {
     if (auto d = s.metadata.getDevice(*tenant, DeviceId(id)); !d) return errorResponse(d.error());

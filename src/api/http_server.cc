@@ -59,6 +59,8 @@ struct HttpServer::Impl {
   Metrics& metrics;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<bool> accepting{true};
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> body_bytes{0};  // declared body bytes of requests being read
   std::mutex counters_mutex;
   std::map<int, Counter*> by_status;
 
@@ -86,6 +88,14 @@ struct HttpServer::Impl {
       if (ec) {
         if (!accepting || ec == asio::error::operation_aborted) break;
         log->warn("msg=\"accept failed\" error=\"{}\"", ec.message());
+        // Out of descriptors (EMFILE) fails at once: back off instead of spinning.
+        asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+        co_await pause.async_wait(kTuple);
+        continue;
+      }
+      if (connections.load() >= config.http_max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
         continue;
       }
       auto& ctx = static_cast<asio::io_context&>(socket.get_executor().context());
@@ -100,6 +110,11 @@ struct HttpServer::Impl {
   }
 
   awaitable<void> session(tcp::socket socket) {
+    ++connections;
+    struct Release {
+      std::atomic<std::size_t>& n;
+      ~Release() { --n; }
+    } release{connections};
     beast::tcp_stream stream(std::move(socket));
     stream.socket().set_option(tcp::no_delay(true));
     beast::flat_buffer buffer;
@@ -127,6 +142,18 @@ struct HttpServer::Impl {
                               fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
         break;
       }
+      // Bound the bytes of bodies being read at once (a body is held until it is handled).
+      const std::size_t declared = parser.content_length().value_or(0);
+      if (body_bytes.fetch_add(declared) + declared > config.http_max_inflight_body_bytes) {
+        body_bytes -= declared;
+        co_await writeProblem(stream, 503, "unavailable", "server busy, retry later");
+        break;
+      }
+      struct BodyBudget {
+        std::atomic<std::size_t>& total;
+        std::size_t n;
+        ~BodyBudget() { total -= n; }
+      } budget{body_bytes, declared};
       if (beast::iequals(head[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, head.version()};
         co_await http::async_write(stream, cont, kTuple);
@@ -167,8 +194,14 @@ struct HttpServer::Impl {
         res = problem(400, "invalid_argument", "malformed percent-encoding in the request target");
       } else {
         ++owner.inflight_;
-        res = co_await offload(pool, [this, &r] { return router.handle(r); });
-        --owner.inflight_;
+        res = co_await offload(pool, [this, &r] {
+          try {
+            return router.handle(r);
+          } catch (const std::exception& e) {  // e.g. bad_alloc: answer 500, keep the process
+            logger("api")->error("msg=\"handler failed\" path=\"{}\" error=\"{}\"", r.path, e.what());
+            return problem(500, "internal", "internal error");
+          }
+        });
         if (!res) res = problem(503, "unavailable", "server busy, retry later");
       }
       count(res->status);
@@ -176,6 +209,7 @@ struct HttpServer::Impl {
       auto out = toBeast(std::move(*res), version, keep);
       stream.expires_after(std::chrono::seconds(60));
       auto [wec, wn] = co_await http::async_write(stream, out, kTuple);
+      if (good) --owner.inflight_;  // in flight until the response is written (drain waits for it)
       if (wec || !keep) break;
     }
     beast::error_code ignored;

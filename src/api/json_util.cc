@@ -5,13 +5,22 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "ingest/codecs/codec_util.h"
+
 namespace sw::api {
 
 namespace json = boost::json;
 
 void appendEscaped(std::string& out, std::string_view s) {
   out.push_back('"');
+  // Text from a request (a key in a query string) may not be UTF-8; escaping its high bytes
+  // keeps the response valid JSON.
+  const bool utf8 = ingest::validUtf8(s);
   for (char c : s) {
+    if (!utf8 && static_cast<unsigned char>(c) >= 0x80) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

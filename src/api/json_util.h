@@ -28,6 +28,7 @@ class JsonWriter {
   JsonWriter& raw(std::string_view json);  // already-valid JSON text
   JsonWriter& value(const storage::Value& v);
   std::string take() { return std::move(out_); }
+  std::size_t size() const { return out_.size(); }
 
  private:
   void separate();

@@ -166,7 +166,11 @@ int serve(const Config& config) {
   while ((server.inflight() > 0 || pool.depth() > 0) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  pool.stop();
+  pool.stop();  // runs what was queued; their responses are then written by the workers
+  const auto write_deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  while (server.inflight() > 0 && std::chrono::steady_clock::now() < write_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   workers.stop();
   int code = 0;
   if (auto st = (*store)->flush(); !st) {

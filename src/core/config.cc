@@ -51,6 +51,7 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_HTTP_PORT", c.http_port); !s) return s;
   if (auto s = envNumber("SW_MQTT_PORT", c.mqtt_port); !s) return s;
   if (auto s = envNumber("SW_HTTP_MAX_BODY_BYTES", c.http_max_body_bytes); !s) return s;
+  if (auto s = envNumber("SW_HTTP_MAX_CONNECTIONS", c.http_max_connections); !s) return s;
   if (auto s = envNumber("SW_IO_THREADS", c.io_threads); !s) return s;
   if (auto s = envNumber("SW_API_THREADS", c.api_threads); !s) return s;
   if (auto s = envNumber("SW_DEVICE_MAX_MSGS_PER_S", c.device_max_msgs_per_s); !s) return s;
@@ -73,6 +74,8 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "http", "bind", c.http_bind);
       readNode(root, "http", "port", c.http_port);
       readNode(root, "http", "max_body_bytes", c.http_max_body_bytes);
+      readNode(root, "http", "max_connections", c.http_max_connections);
+      readNode(root, "http", "max_inflight_body_bytes", c.http_max_inflight_body_bytes);
       readNode(root, "mqtt", "port", c.mqtt_port);
       readNode(root, "storage", "data_dir", c.data_dir);
       readNode(root, "storage", "sync_wal", c.storage_sync_wal);

@@ -12,6 +12,8 @@ struct Config {
   std::string http_bind = "0.0.0.0";
   int http_port = 8080;
   std::size_t http_max_body_bytes = 16 * 1024 * 1024;
+  std::size_t http_max_connections = 10000;              // further connections are closed at once
+  std::size_t http_max_inflight_body_bytes = 256 << 20;  // bodies being read at once; 503 beyond
   // mqtt (reserved for the MQTT transport)
   int mqtt_port = 1883;
   // storage

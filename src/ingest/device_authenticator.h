@@ -5,6 +5,7 @@
 // Thread-safety: all methods may be called concurrently. authenticate() may block on the
 // metadata store on a cache miss: call it from a blocking pool.
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -42,6 +43,9 @@ class DeviceAuthenticator {
   std::size_t max_entries_;
   std::mutex mutex_;
   std::unordered_map<std::string, Entry> cache_;  // token hash -> device
+  // Bumped by every eviction: a lookup that started before an eviction must not cache what it
+  // read (the token may have been revoked in between).
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace sw::ingest

@@ -24,6 +24,8 @@ struct RawQuery {
   std::int64_t from = 0;  // inclusive, ms
   std::int64_t to = 0;    // exclusive, ms
   std::size_t limit = 1000;
+  // Stop early (more = true) once the values read hold this many bytes; 0 = no byte bound.
+  std::size_t max_bytes = 0;
 };
 
 struct RawPage {

@@ -131,10 +131,16 @@ Status SenmlCodec::decode(std::string_view payload, std::int64_t now_ms, const D
       return fail(Code::kInvalidArgument, fmt::format("more than {} points in one message", limits.max_points), path);
     }
     if (value) {
-      if (double* d = std::get_if<double>(&*value)) *d += base.value;
+      if (double* d = std::get_if<double>(&*value)) {
+        *d += base.value;
+        if (!std::isfinite(*d))
+          return fail(Code::kInvalidArgument, "value plus base value is out of range", path + ".v");
+      }
       out.push_back(storage::Point{ts, name, std::move(*value)});
     } else {
-      out.push_back(storage::Point{ts, name, *sum + base.sum});
+      const double total = *sum + base.sum;
+      if (!std::isfinite(total)) return fail(Code::kInvalidArgument, "sum plus base sum is out of range", path + ".s");
+      out.push_back(storage::Point{ts, name, total});
     }
   }
   return ok();

@@ -291,7 +291,6 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
       val.clear();
       encodeChunk(chunk, val);
       batch.Merge(cfs_[kChunks], tsKey(series, hour), val);
-      batch.Put(cfs_[kDirty], tsKey(series, hour), rocksdb::Slice());
       hours.insert(hour);
     }
     val.clear();
@@ -305,6 +304,19 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
   wo.sync = options_.sync_wal;
   {
     std::shared_lock stripe(stripeFor(*dp));
+    {
+      // A dirty marker already in memory is also on disk (markers are removed only under the
+      // exclusive stripe lock, together with the memory entry): write only the missing ones.
+      std::lock_guard lock(dirty_mutex_);
+      for (const auto& [series, hours] : marks) {
+        auto it = dirty_.find(series);
+        for (std::int64_t h : hours) {
+          if (it == dirty_.end() || !it->second.hours.contains(h)) {
+            batch.Put(cfs_[kDirty], tsKey(series, h), rocksdb::Slice());
+          }
+        }
+      }
+    }
     auto s = db_->Write(wo, &batch);
     if (!s.ok()) return std::unexpected(fromRocks(s, "write"));
     const auto now = std::chrono::steady_clock::now();
@@ -393,11 +405,13 @@ Result<RawPage> RocksDbTimeSeriesStore::readRaw(const TenantId& tenant, const De
   if (!dp) return fail(Code::kNotFound, "device not found");
   RawPage page;
   if (q.from >= q.to || q.limit == 0) return page;
+  std::size_t bytes = 0;
   auto st = readPoints(seriesPrefix(*dp, key), q.from, q.to, [&](const PointView& p) {
-    if (page.points.size() == q.limit) {
+    if (page.points.size() == q.limit || (q.max_bytes && bytes > q.max_bytes)) {
       page.more = true;
       return false;
     }
+    bytes += 16 + p.text.size();
     page.points.push_back(TimedValue{p.ts, p.toValue()});
     return true;
   });
@@ -517,6 +531,16 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
 }
 
 Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool background) {
+  {
+    // Most queries find nothing to do: check before taking the stripe (which stalls writers).
+    std::lock_guard lock(dirty_mutex_);
+    auto it = dirty_.find(series);
+    if (it == dirty_.end()) return ok();
+    if (background && it->second.hours.size() < 2 &&
+        std::chrono::steady_clock::now() - it->second.last_write < kActiveWindow) {
+      return ok();
+    }
+  }
   std::unique_lock stripe(stripeFor(deviceOf(series)));
   std::set<std::int64_t> hours;
   {
@@ -550,11 +574,13 @@ Status RocksDbTimeSeriesStore::settleAll(bool background) {
     series.reserve(dirty_.size());
     for (const auto& [s, _] : dirty_) series.push_back(s);
   }
+  // One failing series (a read error, a corrupt chunk) must not hold back all the others.
+  Status result = ok();
   for (const auto& s : series) {
     if (stopping_ && background) break;
-    if (auto st = settleSeries(s, background); !st) return st;
+    if (auto st = settleSeries(s, background); !st && result) result = st;
   }
-  return ok();
+  return result;
 }
 
 // Caller holds the series' stripe exclusively, so no write of this device is in flight.
@@ -629,13 +655,23 @@ Status RocksDbTimeSeriesStore::deleteDevice(const TenantId& tenant, const Device
 Status RocksDbTimeSeriesStore::deleteTenant(const TenantId& tenant) {
   auto tp = tenantPrefix(tenant);
   if (!tp) return fail(Code::kNotFound, "tenant not found");
-  auto st = deleteRange(*tp, prefixSuccessor(*tp));
-  if (!st) return st;
+  {
+    // Every stripe, in index order: no rollup recompute or retention pass of this tenant can be
+    // half-way (read before, write after the range delete) and bring data back.
+    std::vector<std::unique_lock<std::shared_mutex>> all;
+    all.reserve(kStripes);
+    for (auto& m : stripes_) all.emplace_back(m);
+    auto st = deleteRange(*tp, prefixSuccessor(*tp));
+    if (!st) return st;
+  }
   std::string end = prefixSuccessor(*tp);
   rocksdb::Slice b(*tp), e(end);
   rocksdb::CompactRangeOptions cro;
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) db_->CompactRange(cro, cfs_[cf], &b, &e);
+  for (std::size_t cf = kChunks; cf < kNumCfs; ++cf) {
+    auto s = db_->CompactRange(cro, cfs_[cf], &b, &e);
+    if (!s.ok()) return std::unexpected(fromRocks(s, "compaction after delete"));
+  }
   return ok();
 }
 
@@ -662,20 +698,35 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
     s = db_->Get(rocksdb::ReadOptions(), cfs_[kLatest], prefix, &latest_value);
     if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "retention read"));
     const bool latest_expired = s.ok() && latest_value.size() >= 8 && readTs(latest_value.data()) < cutoff_ms;
-    rocksdb::WriteBatch batch;
-    for (Cf cf : {kChunks, kRollup1m, kRollup1h}) {
-      batch.DeleteRange(cfs_[cf], tsKey(prefix, lowest), tsKey(prefix, cut_hour));
-    }
-    if (latest_expired) batch.Delete(cfs_[kLatest], prefix);
-    // The hour holding the cutoff keeps only its points at or after the cutoff. A Put replaces
-    // the key's merge history; no write of this device runs while we hold its stripe.
+    // Anything in whole hours before the cutoff?
+    bool old_hours = false;
+    s = scan(db_.get(), cfs_[kChunks], tsKey(prefix, lowest), tsKey(prefix, cut_hour),
+             [&](const rocksdb::Slice&, const rocksdb::Slice&) {
+               old_hours = true;
+               return false;
+             });
+    if (!s.ok()) return std::unexpected(fromRocks(s, "retention read"));
+    // The hour holding the cutoff keeps only its points at or after the cutoff.
     const std::string cut_key = tsKey(prefix, cut_hour);
     s = db_->Get(rocksdb::ReadOptions(), cfs_[kChunks], cut_key, &chunk);
     if (!s.ok() && !s.IsNotFound()) return std::unexpected(fromRocks(s, "retention read"));
+    bool cut_changed = false;
     if (s.ok()) {
       points.clear();
       if (!decodeChunk(chunk, points)) return fail(Code::kInternal, "storage holds a chunk that does not decode");
-      std::erase_if(points, [&](const TimedValue& p) { return p.ts < cutoff_ms; });
+      cut_changed = std::erase_if(points, [&](const TimedValue& p) { return p.ts < cutoff_ms; }) > 0;
+    }
+    if (!old_hours && !cut_changed && !latest_expired) continue;  // nothing expired: no write
+
+    rocksdb::WriteBatch batch;
+    if (old_hours) {
+      for (Cf cf : {kChunks, kRollup1m, kRollup1h}) {
+        batch.DeleteRange(cfs_[cf], tsKey(prefix, lowest), tsKey(prefix, cut_hour));
+      }
+    }
+    if (latest_expired) batch.Delete(cfs_[kLatest], prefix);
+    if (cut_changed) {
+      // A Put replaces the key's merge history; no write of this device runs while we hold its stripe.
       kept.clear();
       encodeChunk(points, kept);
       if (points.empty())
@@ -690,10 +741,11 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
       std::lock_guard lock(dirty_mutex_);
       auto it = dirty_.find(prefix);
       if (it != dirty_.end()) std::erase_if(it->second.hours, [&](std::int64_t h) { return h < cut_hour; });
-      dirty_[prefix].hours.insert(cut_hour);
+      if (cut_changed) dirty_[prefix].hours.insert(cut_hour);
     }
     ++stats.series;
   }
+  if (stats.series == 0) return stats;  // nothing deleted: no compaction
   // Compaction drops the range tombstones' data from disk.
   std::string end = prefixSuccessor(*tp);
   rocksdb::Slice b(*tp), e(end);
