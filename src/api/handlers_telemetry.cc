@@ -5,6 +5,7 @@
 
 #include "api/handler_util.h"
 #include "api/services.h"
+#include "core/hex.h"
 
 namespace sw::api {
 namespace {
@@ -97,26 +98,15 @@ Result<AggSpec> parseAggSpec(std::string_view agg, std::string_view interval_s, 
 // Raw-query cursor: for each key cut short by the limit, where to resume. Opaque hex of
 // "key \x1f ts \x1e ...".
 std::string encodeCursor(const std::vector<std::pair<std::string, std::int64_t>>& resume) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string raw, out;
+  std::string raw;
   for (const auto& [k, ts] : resume) raw += fmt::format("{}\x1f{}\x1e", k, ts);
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xF]);
-  }
-  return out;
+  return hexEncode(raw);
 }
 
 Result<std::map<std::string, std::int64_t>> decodeCursor(std::string_view hex) {
   auto bad = [] { return fail(Code::kInvalidArgument, "malformed cursor", "cursor"); };
-  if (hex.size() % 2 || hex.size() > 65536) return bad();
   std::string raw;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
-    if (ec != std::errc() || p != hex.data() + i + 2) return bad();
-    raw.push_back(static_cast<char>(v));
-  }
+  if (hex.size() > 65536 || !hexDecode(hex, raw)) return bad();
   std::map<std::string, std::int64_t> out;
   std::string_view rest(raw);
   while (!rest.empty()) {

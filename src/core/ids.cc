@@ -2,18 +2,9 @@
 
 #include <random>
 
+#include "core/hex.h"
+
 namespace sw {
-namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 std::string newUuid() {
   // Ids are not secrets (tokens are made with libsodium); a per-thread seeded engine is enough.
   thread_local std::mt19937_64 engine{std::random_device{}()};
@@ -46,15 +37,9 @@ std::optional<Uuid> parseUuid(std::string_view text) {
 }
 
 std::string formatUuid(const Uuid& u) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[u[i] >> 4]);
-    out.push_back(kHex[u[i] & 0xF]);
-  }
-  return out;
+  const std::string hex = hexEncode(std::string_view(reinterpret_cast<const char*>(u.data()), u.size()));
+  return hex.substr(0, 8) + '-' + hex.substr(8, 4) + '-' + hex.substr(12, 4) + '-' + hex.substr(16, 4) + '-' +
+         hex.substr(20);
 }
 
 }  // namespace sw

@@ -67,8 +67,8 @@ class TimeSeriesStore {
                                                                          const std::vector<std::string>& keys) = 0;
   virtual Result<RawPage> readRaw(const TenantId& tenant, const DeviceId& device, const std::string& key,
                                   const RawQuery& query) = 0;
-  // One point per non-empty bucket. Aggregates numeric values (booleans as 0/1); count, first
-  // and last also count non-numeric values only where the backend documents it (RocksDB: numeric only).
+  // One point per non-empty bucket. Aggregates numeric values (booleans as 0/1); strings and
+  // JSON values are not counted.
   virtual Result<std::vector<AggPoint>> aggregate(const TenantId& tenant, const DeviceId& device,
                                                   const std::string& key, const AggQuery& query) = 0;
 

@@ -3,28 +3,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "storage/varint.h"
+
 namespace sw::storage {
 namespace {
 
 enum Tag : char { kDouble = 0, kInt = 1, kFalse = 2, kTrue = 3, kString = 4, kJson = 5 };
-
-void putVarint(std::uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool getVarint(const char*& p, const char* end, std::uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64 && p < end; shift += 7) {
-    auto b = static_cast<std::uint8_t>(*p++);
-    v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -47,7 +31,7 @@ void encodeValue(const Value& v, std::string& out) {
     if (std::trunc(x) == x && std::fabs(x) < 9.0e15 && !(x == 0.0 && std::signbit(x))) {
       auto i = static_cast<std::int64_t>(x);
       out.push_back(kInt);
-      putVarint((static_cast<std::uint64_t>(i) << 1) ^ static_cast<std::uint64_t>(i >> 63), out);
+      putVarint(zigzag(i), out);
     } else {
       out.push_back(kDouble);
       char buf[8];
@@ -80,7 +64,7 @@ bool decodeValue(const char* data, std::size_t size, Value& out) {
     case kInt: {
       std::uint64_t z;
       if (!getVarint(p, end, z) || p != end) return false;
-      auto i = static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
+      auto i = unzigzag(z);
       out = static_cast<double>(i);
       return true;
     }

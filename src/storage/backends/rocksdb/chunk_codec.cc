@@ -4,33 +4,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "storage/varint.h"
+
 namespace sw::storage::rocks {
 namespace {
 
-void putVarint(std::uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool getVarint(const char*& p, const char* end, std::uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64 && p < end; shift += 7) {
-    auto b = static_cast<std::uint8_t>(*p++);
-    v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
-
-std::uint64_t zigzag(std::int64_t v) {
-  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
-}
-std::int64_t unzigzag(std::uint64_t z) {
-  return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
-}
 // Wrapping addition: corrupt input may overflow, which must not be undefined behaviour.
 std::int64_t wrapAdd(std::int64_t a, std::int64_t b) {
   return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));

@@ -2,8 +2,8 @@
 // Byte layout of the embedded store's keys. All integers are big-endian so that RocksDB's
 // bytewise order is time order:
 //   series prefix = tenant uuid (16) | device uuid (16) | key bytes | 0x00
-//   point key     = series prefix | ts (8, sign bit flipped)
-// Rollup and dirty-marker keys use the same form with the bucket start as ts.
+//   chunk key     = series prefix | hour start (8, sign bit flipped)
+// Rollup and dirty-marker keys use the same form (one per series and hour).
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/clock.h"
+#include "core/hex.h"
 
 namespace sw::storage {
 namespace {
@@ -126,29 +127,14 @@ Status exec(sqlite3* db, const char* sql) {
 
 // Opaque keyset cursor: hex of "sort_key \x1f id".
 std::string makeCursor(const std::string& sort_key, const std::string& id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string raw = sort_key + '\x1f' + id, out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0xF]);
-  }
-  return out;
+  return hexEncode(sort_key + '\x1f' + id);
 }
 
 Result<std::pair<std::string, std::string>> parseCursor(const std::string& cursor) {
   if (cursor.empty()) return std::pair<std::string, std::string>{};
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (cursor.size() % 2 || cursor.size() > 4096) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
   std::string raw;
-  for (size_t i = 0; i < cursor.size(); i += 2) {
-    int hi = hex(cursor[i]), lo = hex(cursor[i + 1]);
-    if (hi < 0 || lo < 0) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
-    raw.push_back(static_cast<char>(hi << 4 | lo));
-  }
+  if (cursor.size() > 4096 || !hexDecode(cursor, raw))
+    return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
   auto sep = raw.find('\x1f');
   if (sep == std::string::npos) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
   return std::pair{raw.substr(0, sep), raw.substr(sep + 1)};
