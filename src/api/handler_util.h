@@ -12,11 +12,12 @@
 namespace sw::api {
 
 // One of the password-hashing slots (argon2id takes 64 MiB and a core for tens of ms). Waits
-// at most kWait for one, so a flood of logins cannot hold every handler thread; without a slot
-// the caller answers 503.
+// at most kWait for one, so a flood of logins holds handler threads only that long; without a
+// slot the caller answers 503. (A dedicated hashing pool with asynchronous waits would free the
+// handler thread entirely.)
 class HashingSlot {
  public:
-  static constexpr std::chrono::milliseconds kWait{250};
+  static constexpr std::chrono::milliseconds kWait{2000};
   explicit HashingSlot(std::counting_semaphore<64>& slots) : slots_(slots), held_(slots.try_acquire_for(kWait)) {}
   ~HashingSlot() {
     if (held_) slots_.release();

@@ -44,7 +44,11 @@ Result<std::size_t> IngestPipeline::telemetry(const DeviceRef& device, std::stri
     rejected_invalid_.inc();
     return std::unexpected(st.error());
   }
-  if (auto st = store_.write(device.tenant_id, device.device_id, points); !st) return std::unexpected(st.error());
+  if (auto st = store_.write(device.tenant_id, device.device_id, points); !st) {
+    // The device was deleted while this message was in flight: its token is no longer valid.
+    if (st.error().code == Code::kNotFound) return fail(Code::kUnauthenticated, "unknown device access token");
+    return std::unexpected(st.error());
+  }
   points_.inc(points.size());
   messages_.inc();
   std::lock_guard lock(observers_mutex_);

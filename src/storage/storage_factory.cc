@@ -37,7 +37,8 @@ Result<std::unique_ptr<MetadataStore>> openMetadataStore(const std::string& back
     std::filesystem::create_directories(config.data_dir, ec);
     if (ec)
       return fail(Code::kUnavailable, fmt::format("cannot create data dir {}: {}", config.data_dir, ec.message()));
-    auto s = SqliteMetadataStore::open((std::filesystem::path(config.data_dir) / "metadata.db").string());
+    auto s = SqliteMetadataStore::open((std::filesystem::path(config.data_dir) / "metadata.db").string(),
+                                       config.storage_sync_wal);
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<MetadataStore>(std::move(*s));
   }

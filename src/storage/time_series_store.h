@@ -72,6 +72,8 @@ class TimeSeriesStore {
   virtual Result<std::vector<AggPoint>> aggregate(const TenantId& tenant, const DeviceId& device,
                                                   const std::string& key, const AggQuery& query) = 0;
 
+  // Deletes every point of the device / tenant. Writes that arrive afterwards for it (a request
+  // authenticated just before the deletion) are refused with not_found: ids are never reused.
   virtual Status deleteDevice(const TenantId& tenant, const DeviceId& device) = 0;
   virtual Status deleteTenant(const TenantId& tenant) = 0;
   // Deletes every point of the tenant older than cutoff_ms and reclaims the space.

@@ -697,10 +697,15 @@ TYPED_TEST(TimeSeriesStoreTest, TenantIsolation) {
   ASSERT_TRUE(this->store().deleteDevice(other_tenant, this->device_));
   EXPECT_EQ(readAll(this->store(), this->tenant_, this->device_, "temp").size(), 1u);
   EXPECT_TRUE(readAll(this->store(), other_tenant, this->device_, "temp").empty());
-  this->write({pt(kT0, "temp", 2.0)}, &this->device_, &other_tenant);
+  // A late write to the deleted device is refused; another device of that tenant is fine.
+  EXPECT_FALSE(this->store().write(other_tenant, this->device_, std::vector<Point>{pt(kT0, "temp", 2.0)}));
+  DeviceId again(newUuid());
+  this->write({pt(kT0, "temp", 2.0)}, &again, &other_tenant);
   ASSERT_TRUE(this->store().deleteTenant(this->tenant_));
   EXPECT_TRUE(readAll(this->store(), this->tenant_, this->device_, "temp").empty());
-  EXPECT_EQ(readAll(this->store(), other_tenant, this->device_, "temp").size(), 1u);
+  EXPECT_EQ(readAll(this->store(), other_tenant, again, "temp").size(), 1u);
+  EXPECT_FALSE(this->store().write(this->tenant_, DeviceId(newUuid()), std::vector<Point>{pt(kT0, "temp", 1.0)}))
+      << "a deleted tenant takes no late writes";
 }
 
 TYPED_TEST(TimeSeriesStoreTest, InvalidIdsAreErrorsNotCrashes) {
@@ -764,7 +769,17 @@ TYPED_TEST(TimeSeriesStoreTest, DeleteDeviceRemovesAllItsData) {
   // The other device is untouched.
   EXPECT_EQ(readAll(this->store(), this->tenant_, other, "a").size(), 1u);
 
-  // A device written again after the delete shows only the new data (no stale rollups).
+  // A late write (authenticated before the delete, arriving after it) is refused.
+  EXPECT_FALSE(this->store().write(this->tenant_, this->device_, std::vector<Point>{pt(kT0 + 10, "a", 7.0)}));
+  EXPECT_TRUE(readAll(this->store(), this->tenant_, this->device_, "a").empty());
+
+  // Deleting a device that has no data is fine, and survives reopen.
+  EXPECT_TRUE(this->store().deleteDevice(this->tenant_, DeviceId(newUuid())));
+  this->reopen();
+  EXPECT_TRUE(readAll(this->store(), this->tenant_, this->device_, "a").empty());
+
+  // Written again (tombstones do not outlive a restart), the device shows only the new data:
+  // no stale rollups.
   this->write({pt(kT0 + 10, "a", 7.0)});
   for (std::int64_t interval : {kMinute, kHour, kDay}) {
     auto s = agg(this->store(), this->tenant_, this->device_, "a", kT0 - kDay, kT0 + kDay, interval, AggFn::kSum);
@@ -775,11 +790,6 @@ TYPED_TEST(TimeSeriesStoreTest, DeleteDeviceRemovesAllItsData) {
   ASSERT_TRUE(l);
   ASSERT_EQ(l->size(), 1u);
   EXPECT_EQ((*l)[0].second.ts, kT0 + 10);
-
-  // Deleting a device that has no data is fine, and survives reopen.
-  EXPECT_TRUE(this->store().deleteDevice(this->tenant_, DeviceId(newUuid())));
-  this->reopen();
-  EXPECT_EQ(readAll(this->store(), this->tenant_, this->device_, "a").size(), 1u);
 }
 
 TYPED_TEST(TimeSeriesStoreTest, DeleteTenantRemovesAllItsDevices) {

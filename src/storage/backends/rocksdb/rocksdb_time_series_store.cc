@@ -308,6 +308,7 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
       // A dirty marker already in memory is also on disk (markers are removed only under the
       // exclusive stripe lock, together with the memory entry): write only the missing ones.
       std::lock_guard lock(dirty_mutex_);
+      if (tombstoned(*dp)) return fail(Code::kNotFound, "device not found (deleted)");
       for (const auto& [series, hours] : marks) {
         auto it = dirty_.find(series);
         for (std::int64_t h : hours) {
@@ -645,10 +646,23 @@ Status RocksDbTimeSeriesStore::deleteRange(const std::string& begin, const std::
   return ok();
 }
 
+void RocksDbTimeSeriesStore::addTombstone(const std::string& prefix) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(dirty_mutex_);
+  std::erase_if(tombstones_, [&](const auto& kv) { return now - kv.second > kTombstoneTtl; });
+  tombstones_[prefix] = now;
+}
+
+bool RocksDbTimeSeriesStore::tombstoned(const std::string& device_prefix) {
+  if (tombstones_.empty()) return false;
+  return tombstones_.contains(device_prefix) || tombstones_.contains(device_prefix.substr(0, kUuidBytes));
+}
+
 Status RocksDbTimeSeriesStore::deleteDevice(const TenantId& tenant, const DeviceId& device) {
   auto dp = devicePrefix(tenant, device);
   if (!dp) return fail(Code::kNotFound, "device not found");
   std::unique_lock stripe(stripeFor(*dp));
+  addTombstone(*dp);
   return deleteRange(*dp, prefixSuccessor(*dp));
 }
 
@@ -661,6 +675,7 @@ Status RocksDbTimeSeriesStore::deleteTenant(const TenantId& tenant) {
     std::vector<std::unique_lock<std::shared_mutex>> all;
     all.reserve(kStripes);
     for (auto& m : stripes_) all.emplace_back(m);
+    addTombstone(*tp);
     auto st = deleteRange(*tp, prefixSuccessor(*tp));
     if (!st) return st;
   }

@@ -104,6 +104,14 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   std::mutex dirty_mutex_;
   std::map<std::string, DirtySeries> dirty_;  // by series prefix
 
+  // Devices and tenants deleted in the last kTombstoneTtl, by key prefix: a write that was
+  // authenticated before the deletion and arrives after it is refused instead of re-creating
+  // data nobody can reach. Guarded by dirty_mutex_; pruned on insert, so it stays small.
+  static constexpr std::chrono::minutes kTombstoneTtl{5};
+  std::map<std::string, std::chrono::steady_clock::time_point> tombstones_;
+  void addTombstone(const std::string& prefix);
+  bool tombstoned(const std::string& device_prefix);  // caller holds dirty_mutex_
+
   std::mutex settle_all_mutex_;
   std::atomic<bool> stopping_{false};
   std::mutex loop_mutex_;

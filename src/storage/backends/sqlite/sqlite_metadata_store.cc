@@ -172,7 +172,7 @@ constexpr const char* kDeviceCols = "id, tenant_id, name, type, created_at";
 
 }  // namespace
 
-Result<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::open(const std::string& path) {
+Result<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::open(const std::string& path, bool sync_full) {
   std::unique_ptr<SqliteMetadataStore> store(new SqliteMetadataStore());
   int rc = sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -181,7 +181,9 @@ Result<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::open(const std
                                                 store->db_ ? sqlite3_errmsg(store->db_) : "out of memory"));
   }
   sqlite3_busy_timeout(store->db_, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON"}) {
     if (auto st = exec(store->db_, pragma); !st) return std::unexpected(st.error());
   }
   if (auto st = store->migrate(); !st) return std::unexpected(st.error());

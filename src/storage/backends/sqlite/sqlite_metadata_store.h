@@ -14,7 +14,9 @@ namespace sw::storage {
 
 class SqliteMetadataStore final : public MetadataStore {
  public:
-  static Result<std::unique_ptr<SqliteMetadataStore>> open(const std::string& path);
+  // sync_full: fsync on every commit (synchronous=FULL) instead of at WAL checkpoints (NORMAL,
+  // which survives a process crash but may lose the last commits on power loss).
+  static Result<std::unique_ptr<SqliteMetadataStore>> open(const std::string& path, bool sync_full = false);
   ~SqliteMetadataStore() override;
 
   Result<Tenant> createTenant(const Tenant& tenant) override;
