@@ -458,7 +458,9 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
   std::vector<AggPoint> out;
   if (q.from >= q.to) return out;
   std::string series = seriesPrefix(*dp, key);
-  if (auto st = settleSeries(series); !st) return std::unexpected(st.error());
+  if (auto st = settleSeries(series, false, HourRange{floorTo(q.from, kHour), q.to}); !st) {
+    return std::unexpected(st.error());
+  }
 
   std::map<std::int64_t, Acc> buckets;
   auto bucketOf = [&](std::int64_t ts) { return floorTo(ts, q.interval_ms); };
@@ -531,12 +533,16 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
   return out;
 }
 
-Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool background) {
+Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool background, HourRange range) {
   {
     // Most queries find nothing to do: check before taking the stripe (which stalls writers).
     std::lock_guard lock(dirty_mutex_);
     auto it = dirty_.find(series);
     if (it == dirty_.end()) return ok();
+    if (std::none_of(it->second.hours.begin(), it->second.hours.end(),
+                     [&](std::int64_t h) { return range.contains(h); })) {
+      return ok();
+    }
     if (background && it->second.hours.size() < 2 &&
         std::chrono::steady_clock::now() - it->second.last_write < kActiveWindow) {
       return ok();
@@ -555,10 +561,18 @@ Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool back
       hours.insert(d.hours.begin(), newest);
       d.hours.erase(d.hours.begin(), newest);
     } else {
-      hours = std::move(d.hours);
-      dirty_.erase(it);
+      for (auto h = d.hours.begin(); h != d.hours.end();) {
+        if (range.contains(*h)) {
+          hours.insert(*h);
+          h = d.hours.erase(h);
+        } else {
+          ++h;
+        }
+      }
+      if (d.hours.empty()) dirty_.erase(it);
     }
   }
+  if (hours.empty()) return ok();
   auto st = recomputeSeries(series, hours);
   if (!st) {
     std::lock_guard lock(dirty_mutex_);

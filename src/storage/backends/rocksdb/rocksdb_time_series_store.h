@@ -22,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,13 @@ struct RocksDbOptions {
   std::size_t block_cache_bytes = 64 << 20;
   int rollup_interval_ms = 500;
   Metrics* metrics = nullptr;  // optional
+};
+
+// Hours [from_hour, to) whose stale rollups a query needs settled (default: all).
+struct HourRange {
+  std::int64_t from_hour = std::numeric_limits<std::int64_t>::min();
+  std::int64_t to = std::numeric_limits<std::int64_t>::max();
+  bool contains(std::int64_t hour) const { return hour >= from_hour && hour < to; }
 };
 
 class RocksDbTimeSeriesStore final : public TimeSeriesStore {
@@ -80,7 +88,7 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   // Recomputes this series' dirty rollups. In the background pass (`background`), a series
   // written in the last kActiveWindow keeps its newest dirty hour for later: it is still
   // filling, and recomputing it on every batch would redo the same work many times.
-  Status settleSeries(const std::string& series, bool background = false);
+  Status settleSeries(const std::string& series, bool background = false, HourRange range = {});
   Status settleAll(bool background = false);
   Status recomputeSeries(const std::string& series, const std::set<std::int64_t>& hours);
   // Decodes the points of [from, to) from the series' chunks, in time order.
