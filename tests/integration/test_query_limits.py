@@ -45,3 +45,35 @@ def test_non_utf8_key_in_query_gives_valid_json(tenant, device):
     r = tenant.viewer.get(f"/api/v1/devices/{device['id']}/telemetry?keys=%FF%FEa&from=0&to=1")
     assert r.status_code == 200, r.text
     assert len(r.json()) == 1  # parses as JSON
+
+
+def test_connections_beyond_the_cap_are_closed(make_server):
+    import socket
+    import time
+
+    srv = make_server(env={"SW_HTTP_MAX_CONNECTIONS": "2"}, name="conncap")
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # let the server register both sessions
+        extra = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = extra.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", f"a connection over the cap was served: {data[:100]!r}"
+        extra.close()
+    finally:
+        for c in idle:
+            c.close()
+    # Once the idle ones are gone, new connections are served again.
+    deadline = time.time() + 10
+    while True:
+        try:
+            r = srv.client().get("/healthz")
+            if r.status_code == 200:
+                break
+        except Exception:
+            pass
+        assert time.time() < deadline, "server did not accept connections after the idle ones closed"
+        time.sleep(0.2)
