@@ -749,7 +749,7 @@ Result<RetentionStats> RocksDbTimeSeriesStore::applyRetention(const TenantId& te
 
     rocksdb::WriteBatch batch;
     if (old_hours) {
-      for (Cf cf : {kChunks, kRollup1m, kRollup1h}) {
+      for (Cf cf : {kChunks, kRollup1m, kRollup1h, kDirty}) {
         batch.DeleteRange(cfs_[cf], tsKey(prefix, lowest), tsKey(prefix, cut_hour));
       }
     }
