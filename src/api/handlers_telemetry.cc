@@ -131,6 +131,21 @@ Result<TenantId> deviceTenant(Services& s, const Context& ctx) {
   return tenant;
 }
 
+Error tooLarge() {
+  return Error{Code::kResourceExhausted, "the response would be too large; narrow the query (keys, range, limit)", {}};
+}
+
+Status checkLimit(std::int64_t limit) {
+  if (limit < 1 || static_cast<std::size_t>(limit) > kMaxRawLimit) {
+    return fail(Code::kInvalidArgument, "limit must be from 1 to 100000", "limit");
+  }
+  return ok();
+}
+
+void writePoint(JsonWriter& w, const storage::TimedValue& p) {
+  w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
+}
+
 // Writes {"key":[{"ts","value"},...],...} for one device: aggregated when fn is set, else raw
 // points (at most limit per key, no paging).
 Status writeSeries(JsonWriter& w, Services& s, const TenantId& tenant, const DeviceId& device,
@@ -146,16 +161,11 @@ Status writeSeries(JsonWriter& w, Services& s, const TenantId& tenant, const Dev
     } else {
       auto page = s.store.readRaw(tenant, device, k, storage::RawQuery{from, to, limit, kMaxResponseBytes});
       if (!page) return std::unexpected(page.error());
-      if (page->more && page->points.size() < limit) {
-        return fail(Code::kResourceExhausted, "the response would be too large; narrow the query (keys, range, limit)");
-      }
-      for (const auto& p : page->points)
-        w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
+      if (page->more && page->points.size() < limit) return std::unexpected(tooLarge());
+      for (const auto& p : page->points) writePoint(w, p);
     }
     w.endArray();
-    if (w.size() > kMaxResponseBytes) {
-      return fail(Code::kResourceExhausted, "the response would be too large; narrow the query (keys, range, limit)");
-    }
+    if (w.size() > kMaxResponseBytes) return std::unexpected(tooLarge());
   }
   w.endObject();
   return ok();
@@ -209,9 +219,7 @@ Response timeseries(Services& s, Context& ctx) {
 
   auto limit = intParam(ctx, "limit", 1000);
   if (!limit) return errorResponse(limit.error());
-  if (*limit < 1 || static_cast<std::size_t>(*limit) > kMaxRawLimit) {
-    return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
-  }
+  if (auto st = checkLimit(*limit); !st) return errorResponse(st.error());
   if (auto st = checkBudget(1, keys.size(), *limit, "limit"); !st) return errorResponse(st.error());
   std::map<std::string, std::int64_t> resume;
   const bool paging = ctx.request.param("cursor").has_value();
@@ -238,9 +246,7 @@ Response timeseries(Services& s, Context& ctx) {
       auto page =
           s.store.readRaw(*tenant, device, k, storage::RawQuery{start, *to, static_cast<std::size_t>(*limit), left});
       if (!page) return errorResponse(page.error());
-      for (const auto& p : page->points) {
-        w.beginObject().key("ts").integer(p.ts).key("value").value(p.value).endObject();
-      }
+      for (const auto& p : page->points) writePoint(w, p);
       if (page->more && !page->points.empty()) next.emplace_back(k, page->points.back().ts + 1);
     }
     w.endArray();
@@ -299,9 +305,7 @@ Response batchQuery(Services& s, Context& ctx) {
   auto limit = optInt(*body, "limit");
   if (!limit) return errorResponse(limit.error());
   const std::int64_t lim = limit->value_or(1000);
-  if (lim < 1 || static_cast<std::size_t>(lim) > kMaxRawLimit) {
-    return problem(400, "invalid_argument", "limit must be from 1 to 100000", "limit");
-  }
+  if (auto st = checkLimit(lim); !st) return errorResponse(st.error());
   auto budget = fn ? checkBudget(devices->size(), keys->size(), bucketsIn(**from, **to, interval), "interval")
                    : checkBudget(devices->size(), keys->size(), lim, "limit");
   if (!budget) return errorResponse(budget.error());

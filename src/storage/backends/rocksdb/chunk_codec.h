@@ -22,6 +22,8 @@ struct PointView {
   double number = 0;      // kNumber; kBool as 0/1
   std::string_view text;  // kString, kJson
   Value toValue() const;
+  // Counted by aggregates: numbers, and booleans as 0/1.
+  bool numeric() const { return kind == Kind::kNumber || kind == Kind::kBool; }
 };
 
 // Decodes a chunk point by point without allocating (the hot path of every query).

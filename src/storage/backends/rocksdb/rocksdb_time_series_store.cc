@@ -153,13 +153,11 @@ std::string tsKey(const std::string& prefix, std::int64_t ts) {
 // Iterates [lower, upper) of one column family, calling fn(key, value) until it returns false.
 rocksdb::Status scan(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& lower,
                      const std::string& upper,
-                     const std::function<bool(const rocksdb::Slice&, const rocksdb::Slice&)>& fn,
-                     const rocksdb::Snapshot* snapshot = nullptr) {
+                     const std::function<bool(const rocksdb::Slice&, const rocksdb::Slice&)>& fn) {
   rocksdb::ReadOptions ro;
   rocksdb::Slice lo(lower), up(upper);
   ro.iterate_lower_bound = &lo;
   ro.iterate_upper_bound = &up;
-  ro.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
   for (it->Seek(lo); it->Valid(); it->Next()) {
     if (!fn(it->key(), it->value())) break;
@@ -272,7 +270,7 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
   rocksdb::WriteBatch batch;
   std::vector<std::pair<std::string, std::set<std::int64_t>>> marks;
   std::vector<TimedValue> chunk;
-  std::string key, val;
+  std::string val;
   std::size_t i = 0;
   while (i < order.size()) {
     const std::string& name = points[order[i]].key;
@@ -470,8 +468,7 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
   auto fromRaw = [&](std::int64_t a, std::int64_t b) -> Status {
     return readPoints(series, a, b, [&](const PointView& p) {
       ++raw_read;
-      if (p.kind == PointView::Kind::kNumber || p.kind == PointView::Kind::kBool)
-        buckets[bucketOf(p.ts)].add(p.ts, p.number);
+      if (p.numeric()) buckets[bucketOf(p.ts)].add(p.ts, p.number);
       return true;
     });
   };
@@ -533,20 +530,24 @@ Result<std::vector<AggPoint>> RocksDbTimeSeriesStore::aggregate(const TenantId& 
   return out;
 }
 
+std::set<std::int64_t> RocksDbTimeSeriesStore::hoursToSettle(const DirtySeries& d, bool background, HourRange range) {
+  std::set<std::int64_t> out;
+  if (background && std::chrono::steady_clock::now() - d.last_write < kActiveWindow) {
+    if (d.hours.size() >= 2) out.insert(d.hours.begin(), std::prev(d.hours.end()));  // newest is still filling
+    return out;
+  }
+  for (std::int64_t h : d.hours) {
+    if (range.contains(h)) out.insert(h);
+  }
+  return out;
+}
+
 Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool background, HourRange range) {
   {
     // Most queries find nothing to do: check before taking the stripe (which stalls writers).
     std::lock_guard lock(dirty_mutex_);
     auto it = dirty_.find(series);
-    if (it == dirty_.end()) return ok();
-    if (std::none_of(it->second.hours.begin(), it->second.hours.end(),
-                     [&](std::int64_t h) { return range.contains(h); })) {
-      return ok();
-    }
-    if (background && it->second.hours.size() < 2 &&
-        std::chrono::steady_clock::now() - it->second.last_write < kActiveWindow) {
-      return ok();
-    }
+    if (it == dirty_.end() || hoursToSettle(it->second, background, range).empty()) return ok();
   }
   std::unique_lock stripe(stripeFor(deviceOf(series)));
   std::set<std::int64_t> hours;
@@ -554,23 +555,9 @@ Status RocksDbTimeSeriesStore::settleSeries(const std::string& series, bool back
     std::lock_guard lock(dirty_mutex_);
     auto it = dirty_.find(series);
     if (it == dirty_.end()) return ok();
-    DirtySeries& d = it->second;
-    if (background && std::chrono::steady_clock::now() - d.last_write < kActiveWindow) {
-      if (d.hours.size() < 2) return ok();
-      auto newest = std::prev(d.hours.end());
-      hours.insert(d.hours.begin(), newest);
-      d.hours.erase(d.hours.begin(), newest);
-    } else {
-      for (auto h = d.hours.begin(); h != d.hours.end();) {
-        if (range.contains(*h)) {
-          hours.insert(*h);
-          h = d.hours.erase(h);
-        } else {
-          ++h;
-        }
-      }
-      if (d.hours.empty()) dirty_.erase(it);
-    }
+    hours = hoursToSettle(it->second, background, range);
+    for (std::int64_t h : hours) it->second.hours.erase(h);
+    if (it->second.hours.empty()) dirty_.erase(it);
   }
   if (hours.empty()) return ok();
   auto st = recomputeSeries(series, hours);
@@ -612,7 +599,7 @@ Status RocksDbTimeSeriesStore::recomputeSeries(const std::string& series, const 
       ChunkReader reader(chunk);
       PointView p;
       while (reader.next(p)) {
-        if (p.kind != PointView::Kind::kNumber && p.kind != PointView::Kind::kBool) continue;
+        if (!p.numeric()) continue;
         minutes[floorTo(p.ts, kMinute)].add(p.ts, p.number);
         hour.add(p.ts, p.number);
       }

@@ -109,6 +109,8 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
     std::chrono::steady_clock::time_point last_write;
   };
   static constexpr std::chrono::seconds kActiveWindow{2};
+  // The hours of d that settleSeries takes (caller holds dirty_mutex_).
+  static std::set<std::int64_t> hoursToSettle(const DirtySeries& d, bool background, HourRange range);
   std::mutex dirty_mutex_;
   std::map<std::string, DirtySeries> dirty_;  // by series prefix
 
