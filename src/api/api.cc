@@ -81,7 +81,7 @@ void writeUser(JsonWriter& w, const storage::User& u) {
   w.endObject();
 }
 
-void writeDevice(JsonWriter& w, const storage::Device& d, const std::string& token) {
+void writeDevice(JsonWriter& w, const storage::Device& d, const ingest::DeviceState& state, const std::string& token) {
   w.beginObject();
   w.key("id").string(d.id.str());
   w.key("tenant_id").string(d.tenant_id.str());
@@ -91,6 +91,24 @@ void writeDevice(JsonWriter& w, const storage::Device& d, const std::string& tok
   for (const auto& [k, v] : d.labels) w.key(k).string(v);
   w.endObject();
   w.key("created_at").integer(d.created_at);
+  w.key("gateway").boolean(d.gateway);
+  w.key("gateway_id");
+  if (d.gateway_id.empty())
+    w.null();
+  else
+    w.string(d.gateway_id.str());
+  w.key("online").boolean(state.online);
+  const std::pair<const char*, const std::optional<std::int64_t>*> times[] = {
+      {"last_connect", &state.last_connect},
+      {"last_disconnect", &state.last_disconnect},
+      {"last_activity", &state.last_activity}};
+  for (const auto& [name, value] : times) {
+    w.key(name);
+    if (*value)
+      w.integer(**value);
+    else
+      w.null();
+  }
   if (!token.empty()) {
     w.key("credentials").beginObject();
     w.key("access_token").string(token);

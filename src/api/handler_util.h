@@ -7,6 +7,7 @@
 #include "api/json_util.h"
 #include "api/problem.h"
 #include "api/router.h"
+#include "ingest/device_channel.h"
 #include "storage/metadata_store.h"
 
 namespace sw::api {
@@ -44,6 +45,8 @@ void writeNextCursor(JsonWriter& w, const std::string& cursor);
 
 void writeTenant(JsonWriter& w, const storage::Tenant& t);
 void writeUser(JsonWriter& w, const storage::User& u);
-void writeDevice(JsonWriter& w, const storage::Device& d, const std::string& token = {});
+// state: the live connection state (ingest::DeviceChannel::state); token: shown on creation only.
+void writeDevice(JsonWriter& w, const storage::Device& d, const ingest::DeviceState& state,
+                 const std::string& token = {});
 
 }  // namespace sw::api

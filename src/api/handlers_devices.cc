@@ -1,4 +1,4 @@
-// Devices, their credentials and attributes.
+// Devices, their credentials (access token, MQTT basic), attributes and server-to-device RPC.
 #include <boost/json.hpp>
 
 #include "api/handler_util.h"
@@ -13,6 +13,98 @@ Status checkDeviceField(const std::string& v, const char* field) {
   if (v.empty() || v.size() > 200)
     return fail(Code::kInvalidArgument, fmt::format("{} must be 1-200 bytes", field), field);
   return ok();
+}
+
+// A write by a caller who may not write: a viewer learns nothing about other tenants' devices
+// (404), else the permission error.
+Response writeDenied(Services& s, const Context& ctx, const DeviceId& id, const Error& error) {
+  if (auto t = tenantOf(ctx); t && !s.metadata.getDevice(*t, id)) return problem(404, "not_found", "device not found");
+  return errorResponse(error);
+}
+
+ingest::DeviceState stateOf(Services& s, const storage::Device& d) {
+  return s.devices ? s.devices->state(d.tenant_id, d.id) : ingest::DeviceState{};
+}
+
+// The device's credentials changed or it is gone: cached lookups and open connections end now.
+void revokeDevice(Services& s, const TenantId& tenant, const DeviceId& id) {
+  s.pipeline.authenticator().evictDevice(id);
+  if (s.devices) s.devices->revoke(tenant, id);
+}
+
+Result<std::optional<bool>> optBool(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v || v->is_null()) return std::optional<bool>();
+  if (!v->is_bool())
+    return fail(Code::kInvalidArgument, fmt::format("{} must be true or false", name), std::string(name));
+  return std::optional<bool>(v->as_bool());
+}
+
+// Characters (code points) of valid UTF-8; false when it holds a control character.
+bool countPrintable(std::string_view v, std::size_t& chars) {
+  chars = 0;
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) return false;
+    if ((c & 0xC0) != 0x80) ++chars;
+  }
+  return true;
+}
+
+Status checkMqttText(const std::string& v, std::size_t min, std::size_t max, const char* field) {
+  std::size_t chars = 0;
+  if (!countPrintable(v, chars) || chars < min || chars > max) {
+    return fail(Code::kInvalidArgument,
+                fmt::format("{} must be {}-{} characters without control characters", field, min, max), field);
+  }
+  return ok();
+}
+
+void writeMqttCredential(JsonWriter& w, const storage::MqttCredential& c) {
+  w.beginObject();
+  w.key("username").string(c.username);
+  w.key("client_id");
+  if (c.client_id.empty())
+    w.null();
+  else
+    w.string(c.client_id);
+  w.endObject();
+}
+
+constexpr std::int64_t kMaxRpcTimeoutMs = 600'000;
+constexpr std::int64_t kDefaultRpcTimeoutMs = 10'000;
+constexpr std::size_t kMaxRpcMethodBytes = 256;
+
+Response rpcResponse(const ingest::RpcOutcome& outcome) {
+  using Kind = ingest::RpcOutcome::Kind;
+  JsonWriter w;
+  switch (outcome.kind) {
+    case Kind::kSent:
+    case Kind::kQueued:
+      w.beginObject();
+      w.key("id").integer(outcome.id);
+      w.key("status").string(outcome.kind == Kind::kSent ? "sent" : "queued");
+      w.endObject();
+      return jsonResponse(202, w.take());
+    case Kind::kReply: {
+      w.beginObject();
+      w.key("id").integer(outcome.id);
+      w.key("response");
+      boost::json::error_code ec;
+      boost::json::parse_options opts;
+      opts.max_depth = 64;
+      boost::json::value reply = boost::json::parse(outcome.reply, ec, {}, opts);
+      if (ec)
+        w.string(outcome.reply);  // not JSON: the device's bytes as a string
+      else
+        w.raw(boost::json::serialize(reply));
+      w.endObject();
+      return jsonResponse(200, w.take());
+    }
+    case Kind::kTimeout: return problem(504, "timeout", "the device did not reply in time");
+    case Kind::kOffline: return problem(409, "device_offline", "the device is not connected");
+    case Kind::kBusy: return problem(429, "resource_exhausted", "too many RPC requests are pending for this device");
+  }
+  return problem(500, "internal", "unknown RPC outcome");
 }
 
 Response attributesResponse(Services& s, const TenantId& tenant, const DeviceId& device,
@@ -51,10 +143,13 @@ void registerDeviceRoutes(Router& router, Services& s) {
     if (!type) return errorResponse(type.error());
     auto labels = optStringMap(*body, "labels");
     if (!labels) return errorResponse(labels.error());
+    auto gateway = optBool(*body, "gateway");
+    if (!gateway) return errorResponse(gateway.error());
     storage::Device d;
     d.tenant_id = *tenant;
     d.name = *name;
     d.type = type->value_or("default");
+    d.gateway = gateway->value_or(false);
     if (auto st = checkDeviceField(d.name, "name"); !st) return errorResponse(st.error());
     if (auto st = checkDeviceField(d.type, "type"); !st) return errorResponse(st.error());
     if (*labels) d.labels = std::move(**labels);
@@ -66,7 +161,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
       return errorResponse(created.error());
     }
     JsonWriter w;
-    writeDevice(w, *created, token);
+    writeDevice(w, *created, stateOf(s, *created), token);
     Response r = jsonResponse(201, w.take());
     r.headers.emplace_back("Location", "/api/v1/devices/" + created->id.str());
     return r;
@@ -89,7 +184,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
     if (!result) return errorResponse(result.error());
     JsonWriter w;
     w.beginObject().key("items").beginArray();
-    for (const auto& d : result->items) writeDevice(w, d);
+    for (const auto& d : result->items) writeDevice(w, d, stateOf(s, d));
     w.endArray();
     writeNextCursor(w, result->next_cursor);
     w.endObject();
@@ -102,19 +197,13 @@ void registerDeviceRoutes(Router& router, Services& s) {
     auto d = s.metadata.getDevice(*tenant, DeviceId(ctx.param("id")));
     if (!d) return errorResponse(d.error());
     JsonWriter w;
-    writeDevice(w, *d);
+    writeDevice(w, *d, stateOf(s, *d));
     return jsonResponse(200, w.take());
   });
 
   router.add("PATCH", "/api/v1/devices/{id}", Auth::kUser, [&s](Context& ctx) {
     auto tenant = writableTenantOf(ctx);
-    if (!tenant) {
-      // Viewers learn nothing about devices of other tenants either.
-      if (auto t = tenantOf(ctx); t && !s.metadata.getDevice(*t, DeviceId(ctx.param("id")))) {
-        return problem(404, "not_found", "device not found");
-      }
-      return errorResponse(tenant.error());
-    }
+    if (!tenant) return writeDenied(s, ctx, DeviceId(ctx.param("id")), tenant.error());
     auto body = parseObject(ctx.request.body);
     if (!body) return errorResponse(body.error());
     storage::DevicePatch patch;
@@ -140,20 +229,16 @@ void registerDeviceRoutes(Router& router, Services& s) {
       return errorResponse(d.error());
     }
     JsonWriter w;
-    writeDevice(w, *d);
+    writeDevice(w, *d, stateOf(s, *d));
     return jsonResponse(200, w.take());
   });
 
   router.add("DELETE", "/api/v1/devices/{id}", Auth::kUser, [&s](Context& ctx) {
     auto tenant = writableTenantOf(ctx);
     DeviceId id(ctx.param("id"));
-    if (!tenant) {
-      if (auto t = tenantOf(ctx); t && !s.metadata.getDevice(*t, id))
-        return problem(404, "not_found", "device not found");
-      return errorResponse(tenant.error());
-    }
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     if (auto st = s.metadata.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
-    s.pipeline.authenticator().evictDevice(id);
+    revokeDevice(s, *tenant, id);
     if (auto st = s.store.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
     return noContent();
   });
@@ -161,15 +246,11 @@ void registerDeviceRoutes(Router& router, Services& s) {
   router.add("POST", "/api/v1/devices/{id}/credentials", Auth::kUser, [&s](Context& ctx) {
     auto tenant = writableTenantOf(ctx);
     DeviceId id(ctx.param("id"));
-    if (!tenant) {
-      if (auto t = tenantOf(ctx); t && !s.metadata.getDevice(*t, id))
-        return problem(404, "not_found", "device not found");
-      return errorResponse(tenant.error());
-    }
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     std::string token = security::randomToken(24);
     auto previous = s.metadata.replaceDeviceToken(*tenant, id, security::sha256Hex(token));
     if (!previous) return errorResponse(previous.error());
-    s.pipeline.authenticator().evictDevice(id);
+    revokeDevice(s, *tenant, id);
     JsonWriter w;
     w.beginObject().key("access_token").string(token).endObject();
     return jsonResponse(200, w.take());
@@ -188,11 +269,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
   router.add("POST", "/api/v1/devices/{id}/attributes", Auth::kUser, [&s](Context& ctx) {
     DeviceId id(ctx.param("id"));
     auto tenant = writableTenantOf(ctx);
-    if (!tenant) {
-      if (auto t = tenantOf(ctx); t && !s.metadata.getDevice(*t, id))
-        return problem(404, "not_found", "device not found");
-      return errorResponse(tenant.error());
-    }
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     std::string scope(ctx.request.param("scope").value_or("shared"));
     if (scope != "shared" && scope != "server") {
       return problem(400, "invalid_argument",
@@ -209,7 +286,126 @@ void registerDeviceRoutes(Router& router, Services& s) {
       attrs.push_back(storage::Attribute{std::string(k), toJsonText(v), now});
     }
     if (auto st = s.metadata.upsertAttributes(*tenant, id, scope, attrs); !st) return errorResponse(st.error());
+    if (scope == "shared" && s.devices && !attrs.empty()) {
+      JsonWriter changed;
+      changed.beginObject();
+      for (const auto& a : attrs) changed.key(a.key).raw(a.json_value);
+      changed.endObject();
+      s.devices->sharedAttributesChanged(*tenant, id, changed.take());
+    }
     return attributesResponse(s, *tenant, id, scope);
+  });
+
+  router.add("PUT", "/api/v1/devices/{id}/credentials/mqtt-basic", Auth::kUser, [&s](Context& ctx) {
+    DeviceId id(ctx.param("id"));
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
+    if (auto d = s.metadata.getDevice(*tenant, id); !d) return errorResponse(d.error());
+    auto body = parseObject(ctx.request.body);
+    if (!body) return errorResponse(body.error());
+    auto username = reqString(*body, "username");
+    if (!username) return errorResponse(username.error());
+    auto password = reqString(*body, "password");
+    if (!password) return errorResponse(password.error());
+    auto client_id = optString(*body, "client_id");
+    if (!client_id) return errorResponse(client_id.error());
+    if (auto st = checkMqttText(*username, 1, 128, "username"); !st) return errorResponse(st.error());
+    if (*username == "app") {
+      return problem(400, "invalid_argument", "the username app is reserved for applications", "username");
+    }
+    if (password->size() < 8) {
+      return problem(400, "invalid_argument", "password must have at least 8 characters", "password");
+    }
+    if (password->size() > 1024) return problem(400, "invalid_argument", "password is too long", "password");
+    if (*client_id) {
+      if (auto st = checkMqttText(**client_id, 0, 256, "client_id"); !st) return errorResponse(st.error());
+    }
+    // Cheap check first, so a taken username costs no hashing (the store enforces it anyway).
+    if (auto holder = s.metadata.findMqttCredentialByUsername(*username); holder && holder->device_id != id) {
+      return problem(409, "already_exists", "another device uses this MQTT username", "username");
+    }
+    storage::MqttCredential credential{*tenant, id, *username, client_id->value_or(""), {}};
+    {
+      HashingSlot slot(s.hashing_slots);
+      if (!slot.held()) return problem(503, "unavailable", "server busy, retry later");
+      auto hash = security::hashPassword(*password);
+      if (!hash) return errorResponse(hash.error());
+      credential.password_hash = std::move(*hash);
+    }
+    if (auto st = s.metadata.putMqttCredential(credential); !st) {
+      if (st.error().code == Code::kAlreadyExists)
+        return problem(409, "already_exists", "another device uses this MQTT username", "username");
+      return errorResponse(st.error());
+    }
+    revokeDevice(s, *tenant, id);
+    JsonWriter w;
+    writeMqttCredential(w, credential);
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("GET", "/api/v1/devices/{id}/credentials/mqtt-basic", Auth::kUser, [&s](Context& ctx) {
+    auto tenant = tenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    auto credential = s.metadata.getMqttCredential(*tenant, DeviceId(ctx.param("id")));
+    if (!credential) return errorResponse(credential.error());
+    JsonWriter w;
+    writeMqttCredential(w, *credential);
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("DELETE", "/api/v1/devices/{id}/credentials/mqtt-basic", Auth::kUser, [&s](Context& ctx) {
+    DeviceId id(ctx.param("id"));
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
+    if (auto st = s.metadata.deleteMqttCredential(*tenant, id); !st) return errorResponse(st.error());
+    revokeDevice(s, *tenant, id);
+    return noContent();
+  });
+
+  router.add("POST", "/api/v1/devices/{id}/rpc", Auth::kUser, [&s](Context& ctx) {
+    DeviceId id(ctx.param("id"));
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
+    if (auto d = s.metadata.getDevice(*tenant, id); !d) return errorResponse(d.error());
+    auto body = parseObject(ctx.request.body);
+    if (!body) return errorResponse(body.error());
+    auto method = reqString(*body, "method");
+    if (!method) return errorResponse(method.error());
+    if (method->size() > kMaxRpcMethodBytes) {
+      return problem(400, "invalid_argument", fmt::format("method must be 1-{} bytes", kMaxRpcMethodBytes), "method");
+    }
+    auto timeout = optInt(*body, "timeout_ms");
+    if (!timeout) return errorResponse(timeout.error());
+    const std::int64_t timeout_ms = timeout->value_or(kDefaultRpcTimeoutMs);
+    if (timeout_ms < 1 || timeout_ms > kMaxRpcTimeoutMs) {
+      return problem(400, "invalid_argument", fmt::format("timeout_ms must be 1-{}", kMaxRpcTimeoutMs), "timeout_ms");
+    }
+    auto oneway = optBool(*body, "oneway");
+    if (!oneway) return errorResponse(oneway.error());
+    auto queue = optBool(*body, "queue");
+    if (!queue) return errorResponse(queue.error());
+    if (!s.devices) return problem(409, "device_offline", "the device is not connected");
+
+    ingest::RpcRequest request;
+    request.tenant = *tenant;
+    request.device = id;
+    request.method = std::move(*method);
+    if (const auto* params = body->if_contains("params"); params && !params->is_null()) {
+      request.params_json = toJsonText(*params);
+    }
+    request.timeout = std::chrono::milliseconds(timeout_ms);
+    request.oneway = oneway->value_or(false);
+    request.queue = queue->value_or(false);
+
+    // The outcome arrives later (a two-way call waits for the device's reply): no handler
+    // thread waits for it. The server's own limit is a backstop should the channel never answer.
+    Response r;
+    r.deferred_timeout = request.timeout + std::chrono::seconds(5);
+    r.deferred = [channel = s.devices, request = std::move(request)](ResponseCallback done) mutable {
+      channel->rpc(std::move(request),
+                   [done = std::move(done)](ingest::RpcOutcome outcome) { done(rpcResponse(outcome)); });
+    };
+    return r;
   });
 }
 

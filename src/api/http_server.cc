@@ -37,6 +37,22 @@ awaitable<std::optional<Response>> offload(runtime::BlockingPool& pool, F fn) {
       asio::use_awaitable, std::move(fn));
 }
 
+// Where a deferred response (Response::deferred) meets the connection waiting for it. The
+// completion may come from any thread at any time, also after the connection ended.
+struct DeferredWait {
+  std::mutex mutex;
+  bool completed = false;               // the first completion (or the server's timeout) won
+  std::optional<Response> result;       // set with completed, moved out by the connection
+  asio::steady_timer* timer = nullptr;  // the waiting connection's timer; touched only on its executor
+};
+
+// Closed when the server is destroyed: completions that arrive later post nothing to the I/O
+// workers (their io_contexts may be gone by then).
+struct PostGate {
+  std::mutex mutex;
+  bool open = true;
+};
+
 http::response<http::string_body> toBeast(Response&& r, unsigned version, bool keep_alive) {
   http::response<http::string_body> out{static_cast<http::status>(r.status), version};
   out.set(http::field::server, "sensoworks");
@@ -59,13 +75,23 @@ struct HttpServer::Impl {
   Metrics& metrics;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<bool> accepting{true};
-  std::atomic<std::size_t> connections{0};
-  std::atomic<std::size_t> body_bytes{0};  // declared body bytes of requests being read
+  // Shared with the sessions: a session frame may be destroyed after the server (when the
+  // workers' io_contexts go away with connections still open), and its guards release these.
+  struct Counts {
+    std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> body_bytes{0};  // declared body bytes of requests being read
+  };
+  std::shared_ptr<Counts> counts = std::make_shared<Counts>();
   std::mutex counters_mutex;
   std::map<int, Counter*> by_status;
+  std::shared_ptr<PostGate> gate = std::make_shared<PostGate>();
 
   Impl(const Config& c, runtime::IoWorkers& w, runtime::BlockingPool& p, const Router& r, HttpServer& o, Metrics& m)
       : config(c), workers(w), pool(p), router(r), owner(o), metrics(m) {}
+  ~Impl() {
+    std::lock_guard lock(gate->mutex);
+    gate->open = false;
+  }
 
   void count(int status) {
     Counter* c;
@@ -93,7 +119,7 @@ struct HttpServer::Impl {
         co_await pause.async_wait(kTuple);
         continue;
       }
-      if (connections.load() >= config.http_max_connections) {
+      if (counts->connections.load() >= config.http_max_connections) {
         boost::system::error_code ignored;
         socket.close(ignored);
         continue;
@@ -103,6 +129,55 @@ struct HttpServer::Impl {
     }
   }
 
+  // Starts the deferred part of a response on this connection's executor and waits, without
+  // holding any thread, until it completes or deferred_timeout passes (then 504). The completion
+  // only records the result and posts a wake-up, so a connection (or server) that ended
+  // meanwhile is never touched.
+  awaitable<Response> awaitDeferred(Response pending) {
+    auto ex = co_await asio::this_coro::executor;
+    auto wait = std::make_shared<DeferredWait>();
+    asio::steady_timer timer(ex);
+    timer.expires_after(std::max(pending.deferred_timeout, std::chrono::milliseconds(1)));
+    wait->timer = &timer;
+    struct Detach {  // also runs when the frame is destroyed without resuming (workers stopped)
+      DeferredWait& w;
+      ~Detach() { w.timer = nullptr; }
+    } detach{*wait};
+    auto complete = [wait](Response r) {
+      std::lock_guard lock(wait->mutex);
+      if (wait->completed) return false;
+      wait->completed = true;
+      wait->result = std::move(r);
+      return true;
+    };
+    ResponseCallback done = [complete, wait, gate = gate, ex](Response r) {
+      if (!complete(std::move(r))) return;
+      std::lock_guard lock(gate->mutex);
+      if (!gate->open) return;
+      asio::post(ex, [wait] {
+        if (wait->timer) wait->timer->cancel();
+      });
+    };
+    try {
+      pending.deferred(std::move(done));
+    } catch (const std::exception& e) {
+      logger("api")->error("msg=\"deferred response failed\" error=\"{}\"", e.what());
+      complete(problem(500, "internal", "internal error"));
+    }
+    for (;;) {
+      {
+        std::lock_guard lock(wait->mutex);
+        if (wait->completed) break;
+      }
+      auto [ec] = co_await timer.async_wait(kTuple);
+      if (!ec) complete(problem(504, "timeout", "no response in time"));
+    }
+    std::lock_guard lock(wait->mutex);
+    Response out = std::move(*wait->result);
+    out.deferred = nullptr;
+    co_return out;
+  }
+
   awaitable<void> writeProblem(beast::tcp_stream& stream, int status, std::string_view code, std::string_view detail) {
     count(status);
     auto res = toBeast(problem(status, code, detail), 11, false);
@@ -110,11 +185,11 @@ struct HttpServer::Impl {
   }
 
   awaitable<void> session(tcp::socket socket) {
-    ++connections;
+    ++counts->connections;
     struct Release {
-      std::atomic<std::size_t>& n;
-      ~Release() { --n; }
-    } release{connections};
+      std::shared_ptr<Counts> c;
+      ~Release() { --c->connections; }
+    } release{counts};
     beast::tcp_stream stream(std::move(socket));
     stream.socket().set_option(tcp::no_delay(true));
     beast::flat_buffer buffer;
@@ -144,16 +219,16 @@ struct HttpServer::Impl {
       }
       // Bound the bytes of bodies being read at once (a body is held until it is handled).
       const std::size_t declared = parser.content_length().value_or(0);
-      if (body_bytes.fetch_add(declared) + declared > config.http_max_inflight_body_bytes) {
-        body_bytes -= declared;
+      if (counts->body_bytes.fetch_add(declared) + declared > config.http_max_inflight_body_bytes) {
+        counts->body_bytes -= declared;
         co_await writeProblem(stream, 503, "unavailable", "server busy, retry later");
         break;
       }
       struct BodyBudget {
-        std::atomic<std::size_t>& total;
+        std::shared_ptr<Counts> c;
         std::size_t n;
-        ~BodyBudget() { total -= n; }
-      } budget{body_bytes, declared};
+        ~BodyBudget() { c->body_bytes -= n; }
+      } budget{counts, declared};
       if (beast::iequals(head[http::field::expect], "100-continue")) {
         http::response<http::empty_body> cont{http::status::continue_, head.version()};
         co_await http::async_write(stream, cont, kTuple);
@@ -202,7 +277,11 @@ struct HttpServer::Impl {
             return problem(500, "internal", "internal error");
           }
         });
-        if (!res) res = problem(503, "unavailable", "server busy, retry later");
+        if (!res) {
+          res = problem(503, "unavailable", "server busy, retry later");
+        } else if (res->deferred) {
+          res = co_await awaitDeferred(std::move(*res));
+        }
       }
       count(res->status);
       const bool keep = keep_alive && accepting;

@@ -2,7 +2,9 @@
 // HTTP/1.1 server on Boost.Beast. Connections are spread over the IoWorkers; each request's
 // handler runs on the BlockingPool (handlers touch storage), and the response is written back on
 // the connection's worker. When the pool's queue is full the server answers 503 at once.
-// Beast stays inside http_server.cc.
+// A deferred response (Response::deferred, e.g. RPC waiting for a device) is then awaited on the
+// connection's worker without holding a pool thread; it counts as in flight until written.
+// The IoWorkers must outlive the server. Beast stays inside http_server.cc.
 #include <atomic>
 #include <memory>
 

@@ -1,6 +1,8 @@
 #pragma once
 // Transport-neutral HTTP request/response used by the router and handlers, so that handler
 // code never includes Beast (keeps heavy templates in one translation unit).
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +10,10 @@
 #include <vector>
 
 namespace sw::api {
+
+struct Response;
+// Delivers the final response of a deferred request (see Response::deferred).
+using ResponseCallback = std::function<void(Response)>;
 
 struct Request {
   std::string method;  // "GET", "POST", ...
@@ -32,6 +38,15 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+
+  // A response that is only known later (e.g. a device's reply to an RPC), so that no handler
+  // thread waits for it. When set, the fields above are ignored: after the handler returned,
+  // the HTTP server calls deferred(done) on the connection's I/O worker (it must not block), and
+  // done(final) may then be called once, from any thread, at any time; later calls, and calls
+  // after the connection ended, are ignored. Without done() within deferred_timeout the server
+  // answers 504 (code "timeout") itself.
+  std::function<void(ResponseCallback done)> deferred;
+  std::chrono::milliseconds deferred_timeout{30000};
 };
 
 // Splits "a=1&b=x%20y" into decoded pairs; false on malformed percent escapes.

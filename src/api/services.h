@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/metrics.h"
+#include "ingest/device_channel.h"
 #include "ingest/pipeline.h"
 #include "security/jwt_issuer.h"
 #include "storage/metadata_store.h"
@@ -23,6 +24,8 @@ struct Services {
   std::atomic<bool>& ready;
   // Password hashing takes 64 MiB and a core for tens of ms: at most this many at once.
   std::counting_semaphore<64>& hashing_slots;
+  // Live device transports (the MQTT broker): connection state, RPC. Null: all offline.
+  ingest::DeviceChannel* devices = nullptr;
 };
 
 class Router;

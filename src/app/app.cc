@@ -12,6 +12,8 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "ingest/pipeline.h"
+#include "ingest/transports/mqtt/broker.h"
+#include "ingest/transports/mqtt/mqtt_server.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/io_workers.h"
 #include "security/crypto.h"
@@ -134,11 +136,16 @@ int serve(const Config& config) {
   }
   security::JwtIssuer jwt(*key, config.access_token_ttl_s);
   ingest::IngestPipeline pipeline(config, **metadata, **store, metrics);
+  mqtt::Broker broker(config, metrics);
+  pipeline.addObserver([&broker](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
+    broker.telemetryStored(device, points);
+  });
   std::atomic<bool> ready{false};
   std::counting_semaphore<64> hashing_slots(
       static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));
   api::Services services{config, **metadata, **store, pipeline, jwt, metrics, ready, hashing_slots};
   api::Router router([&services](std::string_view token) { return api::verifyBearer(services, token); });
+  services.devices = &broker;
   api::registerAllRoutes(router, services);
 
   runtime::BlockingPool pool(config.api_threads, config.api_queue);
@@ -151,22 +158,37 @@ int serve(const Config& config) {
     log->error("msg=\"{}\"", port.error().message);
     return 1;
   }
+  mqtt::MqttServer mqtt_server(config, workers, pipeline, **metadata, broker,
+                               [&services](std::string_view token) -> Result<mqtt::AppPrincipal> {
+                                 auto p = api::verifyBearer(services, token);
+                                 if (!p) return std::unexpected(p.error());
+                                 return mqtt::AppPrincipal{p->tenant_id, p->user_id,
+                                                           p->role == security::Role::kTenantAdmin};
+                               });
+  auto mqtt_port = mqtt_server.start();
+  if (!mqtt_port) {
+    log->error("msg=\"{}\"", mqtt_port.error().message);
+    return 1;
+  }
   workers.start();
   RetentionJob retention(**metadata, **store, config.retention_interval_s);
   ready = true;
-  log->info("msg=\"listening\" http_port={} data_dir={} io_threads={} api_threads={}", *port, config.data_dir,
-            workers.size(), config.api_threads);
+  log->info("msg=\"listening\" http_port={} mqtt_port={} data_dir={} io_threads={} api_threads={}", *port,
+            *mqtt_port, config.data_dir, workers.size(), config.api_threads);
 
   int sig = 0;
   sigwait(&signals, &sig);
   log->info("msg=\"draining\" signal={}", sig);
   ready = false;
   server.stopAccepting();
+  mqtt_server.stopAccepting();
+  mqtt_server.disconnectAll();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_grace_s);
   while ((server.inflight() > 0 || pool.depth() > 0) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pool.stop();  // runs what was queued; their responses are then written by the workers
+  mqtt_server.stop();
   const auto write_deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
   while (server.inflight() > 0 && std::chrono::steady_clock::now() < write_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -50,6 +50,15 @@ Status envBool(const char* name, bool& out) {
 Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_HTTP_PORT", c.http_port); !s) return s;
   if (auto s = envNumber("SW_MQTT_PORT", c.mqtt_port); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_CONNECTIONS", c.mqtt_max_connections); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_PACKET_BYTES", c.mqtt_max_packet_bytes); !s) return s;
+  if (auto s = envNumber("SW_MQTT_RECEIVE_MAXIMUM", c.mqtt_receive_maximum); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_INFLIGHT", c.mqtt_max_inflight); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_QUEUED", c.mqtt_max_queued); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_SESSION_EXPIRY_S", c.mqtt_max_session_expiry_s); !s) return s;
+  if (auto s = envNumber("SW_MQTT_TOPIC_ALIAS_MAXIMUM", c.mqtt_topic_alias_maximum); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_RETAINED", c.mqtt_max_retained); !s) return s;
+  envString("SW_MQTT_BIND", c.mqtt_bind);
   if (auto s = envNumber("SW_HTTP_MAX_BODY_BYTES", c.http_max_body_bytes); !s) return s;
   if (auto s = envNumber("SW_HTTP_MAX_CONNECTIONS", c.http_max_connections); !s) return s;
   if (auto s = envNumber("SW_IO_THREADS", c.io_threads); !s) return s;
@@ -76,7 +85,16 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "http", "max_body_bytes", c.http_max_body_bytes);
       readNode(root, "http", "max_connections", c.http_max_connections);
       readNode(root, "http", "max_inflight_body_bytes", c.http_max_inflight_body_bytes);
+      readNode(root, "mqtt", "bind", c.mqtt_bind);
       readNode(root, "mqtt", "port", c.mqtt_port);
+      readNode(root, "mqtt", "max_connections", c.mqtt_max_connections);
+      readNode(root, "mqtt", "max_packet_bytes", c.mqtt_max_packet_bytes);
+      readNode(root, "mqtt", "receive_maximum", c.mqtt_receive_maximum);
+      readNode(root, "mqtt", "max_inflight", c.mqtt_max_inflight);
+      readNode(root, "mqtt", "max_queued", c.mqtt_max_queued);
+      readNode(root, "mqtt", "max_session_expiry_s", c.mqtt_max_session_expiry_s);
+      readNode(root, "mqtt", "topic_alias_maximum", c.mqtt_topic_alias_maximum);
+      readNode(root, "mqtt", "max_retained", c.mqtt_max_retained);
       readNode(root, "storage", "data_dir", c.data_dir);
       readNode(root, "storage", "sync_wal", c.storage_sync_wal);
       readNode(root, "security", "admin_password", c.admin_password);
@@ -100,6 +118,15 @@ Result<Config> loadConfig(const std::string& path) {
     return fail(Code::kInvalidArgument, "http.port out of range", "http.port");
   if (c.mqtt_port < 0 || c.mqtt_port > 65535)
     return fail(Code::kInvalidArgument, "mqtt.port out of range", "mqtt.port");
+  if (c.mqtt_receive_maximum < 1 || c.mqtt_receive_maximum > 65535)
+    return fail(Code::kInvalidArgument, "mqtt.receive_maximum must be 1..65535", "mqtt.receive_maximum");
+  if (c.mqtt_max_inflight < 1 || c.mqtt_max_inflight > 65535)
+    return fail(Code::kInvalidArgument, "mqtt.max_inflight must be 1..65535", "mqtt.max_inflight");
+  if (c.mqtt_topic_alias_maximum < 0 || c.mqtt_topic_alias_maximum > 65535)
+    return fail(Code::kInvalidArgument, "mqtt.topic_alias_maximum must be 0..65535", "mqtt.topic_alias_maximum");
+  if (c.mqtt_max_packet_bytes < 64 || c.mqtt_max_packet_bytes > 268435460)
+    return fail(Code::kInvalidArgument, "mqtt.max_packet_bytes must be 64..268435460", "mqtt.max_packet_bytes");
+  if (c.mqtt_max_queued < 1) return fail(Code::kInvalidArgument, "mqtt.max_queued must be at least 1", "mqtt.max_queued");
   if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
   return c;
 }

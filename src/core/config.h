@@ -14,8 +14,17 @@ struct Config {
   std::size_t http_max_body_bytes = 16 * 1024 * 1024;
   std::size_t http_max_connections = 10000;              // further connections are closed at once
   std::size_t http_max_inflight_body_bytes = 256 << 20;  // bodies being read at once; 503 beyond
-  // mqtt (reserved for the MQTT transport)
+  // mqtt (docs/mqtt.md)
+  std::string mqtt_bind = "0.0.0.0";
   int mqtt_port = 1883;
+  std::size_t mqtt_max_connections = 100000;
+  std::size_t mqtt_max_packet_bytes = 1 << 20;
+  int mqtt_receive_maximum = 64;  // inbound QoS 1/2 window per connection
+  int mqtt_max_inflight = 64;     // outbound QoS 1/2 window per connection
+  std::size_t mqtt_max_queued = 1000;  // per session
+  std::uint32_t mqtt_max_session_expiry_s = 86400;
+  int mqtt_topic_alias_maximum = 64;
+  std::size_t mqtt_max_retained = 10000;  // per tenant
   // storage
   std::string data_dir = "./data";
   bool storage_sync_wal = false;  // fsync the WAL on every commit group (power-loss safety)

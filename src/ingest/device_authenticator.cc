@@ -19,7 +19,7 @@ Result<DeviceRef> DeviceAuthenticator::authenticate(std::string_view token) {
     if (device.error().code == Code::kNotFound) return fail(Code::kUnauthenticated, "unknown device access token");
     return std::unexpected(device.error());
   }
-  DeviceRef ref{device->tenant_id, device->id, device->name, 0};
+  DeviceRef ref{device->tenant_id, device->id, device->name, 0, device->gateway};
   if (auto tenant = metadata_.getTenant(device->tenant_id)) ref.max_msgs_per_s = tenant->max_msgs_per_s;
   std::lock_guard lock(mutex_);
   if (generation != generation_) return ref;          // an eviction ran meanwhile: answer, do not cache

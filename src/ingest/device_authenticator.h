@@ -22,6 +22,7 @@ struct DeviceRef {
   DeviceId device_id;
   std::string name;
   double max_msgs_per_s = 0;  // tenant override; 0 = server default
+  bool gateway = false;       // may use the gateway API
 };
 
 class DeviceAuthenticator {

@@ -36,24 +36,48 @@ Status IngestPipeline::admit(const DeviceRef& device) {
 
 Result<std::size_t> IngestPipeline::telemetry(const DeviceRef& device, std::string_view content_type,
                                               std::string_view payload) {
-  if (auto st = admit(device); !st) return std::unexpected(st.error());
+  Message m{content_type, payload};
+  return std::move(telemetryBatch(device, std::span(&m, 1)).front());
+}
+
+std::vector<Result<std::size_t>> IngestPipeline::telemetryBatch(const DeviceRef& device,
+                                                                std::span<const Message> messages) {
+  std::vector<Result<std::size_t>> results;
+  results.reserve(messages.size());
   DecodeLimits limits;
   limits.max_points = config_.ingest_max_points_per_request;
   std::vector<storage::Point> points;
-  if (auto st = codecs_.forContentType(content_type).decode(payload, nowMs(), limits, points); !st) {
-    rejected_invalid_.inc();
-    return std::unexpected(st.error());
+  const std::int64_t now = nowMs();
+  std::size_t admitted = 0;
+  for (const auto& m : messages) {
+    if (auto st = admit(device); !st) {
+      results.emplace_back(std::unexpected(st.error()));
+      continue;
+    }
+    const std::size_t before = points.size();
+    if (auto st = codecs_.forContentType(m.content_type).decode(m.payload, now, limits, points); !st) {
+      points.resize(before);
+      rejected_invalid_.inc();
+      results.emplace_back(std::unexpected(st.error()));
+      continue;
+    }
+    results.emplace_back(points.size() - before);
+    ++admitted;
   }
+  if (admitted == 0) return results;
   if (auto st = store_.write(device.tenant_id, device.device_id, points); !st) {
     // The device was deleted while this message was in flight: its token is no longer valid.
-    if (st.error().code == Code::kNotFound) return fail(Code::kUnauthenticated, "unknown device access token");
-    return std::unexpected(st.error());
+    Error error = st.error().code == Code::kNotFound ? Error{Code::kUnauthenticated, "unknown device access token", {}}
+                                                     : st.error();
+    for (auto& r : results)
+      if (r) r = std::unexpected(error);
+    return results;
   }
   points_.inc(points.size());
-  messages_.inc();
+  messages_.inc(admitted);
   std::lock_guard lock(observers_mutex_);
   for (const auto& o : observers_) o(device, points);
-  return points.size();
+  return results;
 }
 
 Status IngestPipeline::attributes(const DeviceRef& device, std::string_view payload) {

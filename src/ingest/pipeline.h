@@ -31,6 +31,14 @@ class IngestPipeline {
   Result<DeviceRef> authenticate(std::string_view token) { return auth_.authenticate(token); }
   // Decodes and stores one message; returns the number of points stored.
   Result<std::size_t> telemetry(const DeviceRef& device, std::string_view content_type, std::string_view payload);
+  // Several messages of one device in one durable write (MQTT batches what a connection sent
+  // while its previous write was in flight). results[i] is the outcome of messages[i]: a message
+  // that fails admission or decoding fails alone; a failed store write fails every admitted one.
+  struct Message {
+    std::string_view content_type;
+    std::string_view payload;
+  };
+  std::vector<Result<std::size_t>> telemetryBatch(const DeviceRef& device, std::span<const Message> messages);
   // Stores client attributes from a JSON object {"key": value, ...}.
   Status attributes(const DeviceRef& device, std::string_view payload);
 

@@ -40,6 +40,8 @@ struct Device {
   std::string type;
   std::map<std::string, std::string> labels;
   std::int64_t created_at = 0;
+  bool gateway = false;  // may use the gateway API for sub-devices
+  DeviceId gateway_id;   // for a sub-device: the gateway that created it; empty otherwise
 };
 
 struct DeviceFilter {
@@ -82,6 +84,15 @@ struct UserPatch {
   std::optional<std::string> password_hash;
 };
 
+// MQTT basic credentials (client id, username, password) as a second device credential type.
+struct MqttCredential {
+  TenantId tenant_id;
+  DeviceId device_id;
+  std::string username;       // unique across the server
+  std::string client_id;      // empty: any client id
+  std::string password_hash;  // argon2id (security/crypto.h)
+};
+
 struct RefreshTokenRecord {
   UserId user_id;
   std::int64_t expires_at = 0;
@@ -117,6 +128,13 @@ class MetadataStore {
   virtual Result<std::string> replaceDeviceToken(const TenantId& tenant, const DeviceId& id,
                                                  const std::string& token_hash) = 0;
 
+  // Exact name match within the tenant (names are unique per tenant).
+  virtual Result<Device> findDeviceByName(const TenantId& tenant, const std::string& name) = 0;
+  // already_exists when another device uses the username.
+  virtual Status putMqttCredential(const MqttCredential& credential) = 0;
+  virtual Result<MqttCredential> getMqttCredential(const TenantId& tenant, const DeviceId& device) = 0;
+  virtual Status deleteMqttCredential(const TenantId& tenant, const DeviceId& device) = 0;
+  virtual Result<MqttCredential> findMqttCredentialByUsername(const std::string& username) = 0;
   // scope: client | shared | server
   virtual Status upsertAttributes(const TenantId& tenant, const DeviceId& device, const std::string& scope,
                                   const std::vector<Attribute>& attributes) = 0;

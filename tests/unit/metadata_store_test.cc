@@ -1,5 +1,5 @@
 // SqliteMetadataStore: schema migrations, CRUD, constraints, tenant scoping, keyset pagination
-// and filters, attributes, refresh tokens and device tokens.
+// and filters, attributes, refresh tokens, device tokens, gateways and MQTT basic credentials.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -81,14 +81,14 @@ void expectCode(const Error& e, Code code) {
 TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   auto v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(*v, 2);
   Tenant t = tenant("acme");
   ASSERT_TRUE(db().putSetting("jwt_hs256_key", "secret"));
   open();
   open();
   v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 1);
+  EXPECT_EQ(*v, 2);
   auto again = db().getTenant(t.id);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->name, "acme");
@@ -103,7 +103,7 @@ TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM schema_version", -1, &stmt, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 2);
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
@@ -725,6 +725,226 @@ TEST_F(MetadataStoreTest, ReplaceDeviceTokenReturnsOldHash) {
   auto missing = db().replaceDeviceToken(t.id, DeviceId(newUuid()), "hash-4");
   ASSERT_FALSE(missing);
   expectCode(missing.error(), Code::kNotFound);
+}
+
+// ---- gateways ----
+
+TEST_F(MetadataStoreTest, GatewayFieldsAreStoredAndReadEverywhere) {
+  Tenant t = tenant("acme");
+  Device gw;
+  gw.tenant_id = t.id;
+  gw.name = "gw";
+  gw.type = "gateway";
+  gw.gateway = true;
+  auto created_gw = db().createDevice(gw, "gw-hash");
+  ASSERT_TRUE(created_gw) << created_gw.error().message;
+  EXPECT_TRUE(created_gw->gateway);
+  EXPECT_TRUE(created_gw->gateway_id.empty());
+
+  Device sub;
+  sub.tenant_id = t.id;
+  sub.name = "sub";
+  sub.type = "default";
+  sub.gateway_id = created_gw->id;
+  auto created_sub = db().createDevice(sub, "sub-hash");
+  ASSERT_TRUE(created_sub) << created_sub.error().message;
+  Device plain = device(t.id, "plain");
+  EXPECT_FALSE(plain.gateway);
+  EXPECT_TRUE(plain.gateway_id.empty());
+
+  auto check = [&](const Result<Device>& d, bool gateway, const DeviceId& gateway_id) {
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(d->gateway, gateway) << d->name;
+    EXPECT_EQ(d->gateway_id, gateway_id) << d->name;
+  };
+  check(db().getDevice(t.id, created_gw->id), true, DeviceId());
+  check(db().getDevice(t.id, created_sub->id), false, created_gw->id);
+  check(db().findDeviceByTokenHash("gw-hash"), true, DeviceId());
+  check(db().findDeviceByTokenHash("sub-hash"), false, created_gw->id);
+  check(db().findDeviceByName(t.id, "gw"), true, DeviceId());
+  check(db().findDeviceByName(t.id, "sub"), false, created_gw->id);
+  DevicePatch patch;
+  patch.type = "renamed-type";
+  check(db().updateDevice(t.id, created_gw->id, patch), true, DeviceId());
+  check(db().updateDevice(t.id, created_sub->id, patch), false, created_gw->id);
+
+  PageRequest page;
+  auto list = db().listDevices(t.id, {}, page);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->items.size(), 3u);
+  for (const auto& d : list->items) {
+    EXPECT_EQ(d.gateway, d.name == "gw") << d.name;
+    EXPECT_EQ(d.gateway_id, d.name == "sub" ? created_gw->id : DeviceId()) << d.name;
+  }
+
+  // Deleting the gateway keeps its sub-devices, unlinked.
+  ASSERT_TRUE(db().deleteDevice(t.id, created_gw->id));
+  check(db().getDevice(t.id, created_sub->id), false, DeviceId());
+}
+
+TEST_F(MetadataStoreTest, SubDeviceNeedsAGatewayOfItsOwnTenant) {
+  Tenant a = tenant("a");
+  Tenant b = tenant("b");
+  Device foreign_gw = device(b.id, "gw");
+  Device sub;
+  sub.tenant_id = a.id;
+  sub.name = "sub";
+  sub.type = "x";
+  sub.gateway_id = foreign_gw.id;
+  auto r = db().createDevice(sub, "sub-hash");
+  ASSERT_FALSE(r);
+  expectCode(r.error(), Code::kNotFound);
+  sub.gateway_id = DeviceId(newUuid());
+  r = db().createDevice(sub, "sub-hash");
+  ASSERT_FALSE(r);
+  expectCode(r.error(), Code::kNotFound);
+  EXPECT_TRUE(deviceNames(a.id, {}).empty());
+}
+
+TEST_F(MetadataStoreTest, FindDeviceByNameIsExactAndPerTenant) {
+  Tenant a = tenant("a");
+  Tenant b = tenant("b");
+  Device d = device(a.id, "Pump-1", "pump", {{"k", "v"}});
+  auto found = db().findDeviceByName(a.id, "Pump-1");
+  ASSERT_TRUE(found) << found.error().message;
+  EXPECT_EQ(found->id, d.id);
+  EXPECT_EQ(found->type, "pump");
+  EXPECT_EQ(found->labels, (std::map<std::string, std::string>{{"k", "v"}}));
+  for (const char* name : {"pump-1", "Pump", "Pump-1 ", "%", ""}) {
+    auto miss = db().findDeviceByName(a.id, name);
+    ASSERT_FALSE(miss) << name;
+    expectCode(miss.error(), Code::kNotFound);
+  }
+  auto other = db().findDeviceByName(b.id, "Pump-1");
+  ASSERT_FALSE(other);
+  expectCode(other.error(), Code::kNotFound);
+}
+
+// ---- MQTT basic credentials ----
+
+MqttCredential mqttCredential(const Device& d, const std::string& username, const std::string& client_id = {},
+                              const std::string& hash = "$argon2id$h1") {
+  return MqttCredential{d.tenant_id, d.id, username, client_id, hash};
+}
+
+TEST_F(MetadataStoreTest, MqttCredentialCrud) {
+  Tenant t = tenant("acme");
+  Device d = device(t.id, "d");
+  auto none = db().getMqttCredential(t.id, d.id);
+  ASSERT_FALSE(none);
+  expectCode(none.error(), Code::kNotFound);
+
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d, "user-1", "client-1")));
+  auto got = db().getMqttCredential(t.id, d.id);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->tenant_id, t.id);
+  EXPECT_EQ(got->device_id, d.id);
+  EXPECT_EQ(got->username, "user-1");
+  EXPECT_EQ(got->client_id, "client-1");
+  EXPECT_EQ(got->password_hash, "$argon2id$h1");
+  auto by_name = db().findMqttCredentialByUsername("user-1");
+  ASSERT_TRUE(by_name);
+  EXPECT_EQ(by_name->device_id, d.id);
+  EXPECT_EQ(by_name->tenant_id, t.id);
+  EXPECT_FALSE(db().findMqttCredentialByUsername("USER-1"));
+
+  // Put again replaces: same username with a new password, then a new username (the old one is freed).
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d, "user-1", "", "$argon2id$h2")));
+  got = db().getMqttCredential(t.id, d.id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->client_id, "");
+  EXPECT_EQ(got->password_hash, "$argon2id$h2");
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d, "user-2")));
+  auto old = db().findMqttCredentialByUsername("user-1");
+  ASSERT_FALSE(old);
+  expectCode(old.error(), Code::kNotFound);
+  EXPECT_EQ(db().findMqttCredentialByUsername("user-2")->device_id, d.id);
+
+  ASSERT_TRUE(db().deleteMqttCredential(t.id, d.id));
+  EXPECT_FALSE(db().getMqttCredential(t.id, d.id));
+  EXPECT_FALSE(db().findMqttCredentialByUsername("user-2"));
+  auto again = db().deleteMqttCredential(t.id, d.id);
+  ASSERT_FALSE(again);
+  expectCode(again.error(), Code::kNotFound);
+  // The access token is a separate credential and still works.
+  EXPECT_TRUE(db().getDevice(t.id, d.id));
+}
+
+TEST_F(MetadataStoreTest, MqttUsernameIsUniqueAcrossDevicesAndTenants) {
+  Tenant a = tenant("a");
+  Tenant b = tenant("b");
+  Device d1 = device(a.id, "d1");
+  Device d2 = device(a.id, "d2");
+  Device d3 = device(b.id, "d3");
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d1, "shared-name")));
+  for (const Device* other : {&d2, &d3}) {
+    auto clash = db().putMqttCredential(mqttCredential(*other, "shared-name"));
+    ASSERT_FALSE(clash) << other->name;
+    expectCode(clash.error(), Code::kAlreadyExists);
+  }
+  // A failed put leaves an existing credential of that device as it was.
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d2, "d2-name", "c2")));
+  auto clash = db().putMqttCredential(mqttCredential(d2, "shared-name", "other", "$argon2id$other"));
+  ASSERT_FALSE(clash);
+  expectCode(clash.error(), Code::kAlreadyExists);
+  auto kept = db().getMqttCredential(a.id, d2.id);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->username, "d2-name");
+  EXPECT_EQ(kept->client_id, "c2");
+  EXPECT_EQ(kept->password_hash, "$argon2id$h1");
+  EXPECT_EQ(db().findMqttCredentialByUsername("shared-name")->device_id, d1.id);
+}
+
+TEST_F(MetadataStoreTest, MqttCredentialsOfAnotherTenantAreNotFound) {
+  Tenant a = tenant("a");
+  Tenant b = tenant("b");
+  Device d = device(a.id, "d");
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d, "owner")));
+
+  auto get = db().getMqttCredential(b.id, d.id);
+  ASSERT_FALSE(get);
+  expectCode(get.error(), Code::kNotFound);
+  auto del = db().deleteMqttCredential(b.id, d.id);
+  ASSERT_FALSE(del);
+  expectCode(del.error(), Code::kNotFound);
+  MqttCredential stolen = mqttCredential(d, "thief");
+  stolen.tenant_id = b.id;
+  auto put = db().putMqttCredential(stolen);
+  ASSERT_FALSE(put);
+  expectCode(put.error(), Code::kNotFound);
+  MqttCredential unknown = mqttCredential(d, "ghost");
+  unknown.device_id = DeviceId(newUuid());
+  put = db().putMqttCredential(unknown);
+  ASSERT_FALSE(put);
+  expectCode(put.error(), Code::kNotFound);
+
+  auto kept = db().getMqttCredential(a.id, d.id);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->username, "owner");
+  EXPECT_FALSE(db().findMqttCredentialByUsername("thief"));
+  EXPECT_FALSE(db().findMqttCredentialByUsername("ghost"));
+}
+
+TEST_F(MetadataStoreTest, MqttCredentialGoesWithItsDeviceAndTenant) {
+  Tenant a = tenant("a");
+  Tenant b = tenant("b");
+  Device d = device(a.id, "d");
+  Device e = device(b.id, "e");
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(d, "d-user")));
+  ASSERT_TRUE(db().putMqttCredential(mqttCredential(e, "e-user")));
+  ASSERT_TRUE(db().deleteDevice(a.id, d.id));
+  EXPECT_FALSE(db().findMqttCredentialByUsername("d-user"));
+  // The username is free again.
+  Device d_again = device(a.id, "d");
+  EXPECT_TRUE(db().putMqttCredential(mqttCredential(d_again, "d-user")));
+  ASSERT_TRUE(db().deleteTenant(b.id));
+  EXPECT_FALSE(db().findMqttCredentialByUsername("e-user"));
+  EXPECT_TRUE(db().findMqttCredentialByUsername("d-user"));
+  // Credentials survive a reopen.
+  open();
+  auto got = db().findMqttCredentialByUsername("d-user");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->device_id, d_again.id);
 }
 
 TEST_F(MetadataStoreTest, DeletingATenantCascades) {

@@ -1,24 +1,35 @@
 // Router (matching, parameters, precedence, 404/405/401), query and percent decoding, problem
-// details, JSON helpers, and the OpenAPI completeness check over the real route table.
+// details, JSON helpers, the OpenAPI completeness check over the real route table, the device
+// routes that talk to live connections (MQTT credentials, RPC, state), and deferred responses
+// through the real HTTP server.
 #include "api/router.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <cctype>
+#include <mutex>
 #include <semaphore>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "api/handler_util.h"
+#include "api/http_server.h"
 #include "api/json_util.h"
 #include "api/problem.h"
 #include "api/services.h"
 #include "core/config.h"
 #include "core/metrics.h"
+#include "ingest/device_channel.h"
 #include "ingest/pipeline.h"
+#include "runtime/blocking_pool.h"
+#include "runtime/io_workers.h"
+#include "security/crypto.h"
 #include "security/jwt_issuer.h"
 #include "storage/storage_factory.h"
 #include "test_util.h"
@@ -584,6 +595,558 @@ TEST_F(RealRoutes, AggregateRangeGuardHoldsForExtremeRanges) {
   EXPECT_EQ(extreme.status, 400) << extreme.body;
   auto wide = query("-9223372036854775807", "9223372036854775807", "1d");
   EXPECT_EQ(wide.status, 400) << wide.body;
+}
+
+// ---- device routes that reach live connections (ingest::DeviceChannel) ----
+
+// Records what the REST API asks of the transports; RPC outcomes are answered inline.
+class FakeChannel : public ingest::DeviceChannel {
+ public:
+  ingest::DeviceState state(const TenantId&, const DeviceId& device) const override {
+    std::lock_guard lock(mutex);
+    auto it = states.find(device.str());
+    return it == states.end() ? ingest::DeviceState{} : it->second;
+  }
+  void rpc(ingest::RpcRequest request, std::function<void(ingest::RpcOutcome)> done) override {
+    std::lock_guard lock(mutex);
+    requests.push_back(request);
+    done(outcome);
+  }
+  void sharedAttributesChanged(const TenantId& tenant, const DeviceId& device, std::string json_object) override {
+    std::lock_guard lock(mutex);
+    pushes.push_back(tenant.str() + "|" + device.str() + "|" + json_object);
+  }
+  void revoke(const TenantId& tenant, const DeviceId& device) override {
+    std::lock_guard lock(mutex);
+    revoked.push_back(tenant.str() + "|" + device.str());
+  }
+
+  mutable std::mutex mutex;
+  std::map<std::string, ingest::DeviceState> states;
+  ingest::RpcOutcome outcome;
+  std::vector<ingest::RpcRequest> requests;
+  std::vector<std::string> pushes;
+  std::vector<std::string> revoked;
+};
+
+// Runs the deferred part of a response the way the HTTP server does (completion inline here).
+Response finish(Response r) {
+  if (!r.deferred) return r;
+  std::optional<Response> out;
+  r.deferred([&out](Response final_response) { out = std::move(final_response); });
+  EXPECT_TRUE(out) << "the deferred response did not complete";
+  return out.value_or(Response{});
+}
+
+json::object bodyObject(const Response& r) {
+  json::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  EXPECT_FALSE(ec) << r.body;
+  return v.is_object() ? v.as_object() : json::object{};
+}
+
+class DeviceRoutes : public RealRoutes {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(security::initCrypto()); }
+  void SetUp() override {
+    RealRoutes::SetUp();
+    tenant_ = makeTenant("acme", admin_, viewer_);
+    other_tenant_ = makeTenant("other", other_admin_, other_viewer_);
+  }
+
+  TenantId makeTenant(const std::string& name, std::string& admin_token, std::string& viewer_token) {
+    storage::Tenant t;
+    t.name = name;
+    auto tenant = metadata_->createTenant(t);
+    EXPECT_TRUE(tenant);
+    for (auto [role, token] : {std::pair{Role::kTenantAdmin, &admin_token}, std::pair{Role::kViewer, &viewer_token}}) {
+      storage::User u;
+      u.username = name + "-" + std::string(security::roleName(role));
+      u.tenant_id = tenant->id;
+      u.role = std::string(security::roleName(role));
+      u.password_hash = "unused";
+      auto user = metadata_->createUser(u);
+      EXPECT_TRUE(user);
+      auto jwt = jwt_.issue(user->id, tenant->id, role);
+      EXPECT_TRUE(jwt);
+      *token = "Bearer " + *jwt;
+    }
+    return tenant->id;
+  }
+
+  Response call(const std::string& method, const std::string& path, const std::string& token,
+                const std::string& body = {}, std::vector<std::pair<std::string, std::string>> query = {}) {
+    Request r = req(method, path, token);
+    r.body = body;
+    r.query = std::move(query);
+    r.content_type = "application/json";
+    return finish(router_->handle(r));
+  }
+
+  std::string createDevice(const std::string& token, const std::string& body) {
+    auto r = call("POST", "/api/v1/devices", token, body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    return std::string(bodyObject(r)["id"].as_string());
+  }
+
+  FakeChannel channel_;
+  TenantId tenant_, other_tenant_;
+  std::string admin_, viewer_, other_admin_, other_viewer_;
+};
+
+TEST_F(DeviceRoutes, DeviceJsonHasGatewayAndConnectionState) {
+  auto created = call("POST", "/api/v1/devices", admin_, R"({"name":"gw","gateway":true})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  auto d = bodyObject(created);
+  EXPECT_EQ(d["gateway"], json::value(true));
+  EXPECT_TRUE(d["gateway_id"].is_null());
+  EXPECT_EQ(d["online"], json::value(false));
+  for (const char* k : {"last_connect", "last_disconnect", "last_activity"}) {
+    ASSERT_TRUE(d.contains(k)) << k;
+    EXPECT_TRUE(d[k].is_null()) << k;
+  }
+  EXPECT_TRUE(d.contains("credentials"));
+  const std::string id(d["id"].as_string());
+  auto plain = bodyObject(call("POST", "/api/v1/devices", admin_, R"({"name":"plain"})"));
+  EXPECT_EQ(plain["gateway"], json::value(false));
+  problemBody(call("POST", "/api/v1/devices", admin_, R"({"name":"bad","gateway":"yes"})"), 400, "invalid_argument");
+  problemBody(call("POST", "/api/v1/devices", admin_, R"({"name":"bad","gateway":1})"), 400, "invalid_argument");
+
+  // With live connections: the state comes from the channel, on GET and in lists.
+  services_->devices = &channel_;
+  channel_.states[id] = ingest::DeviceState{true, 1000, 500, 1500};
+  auto got = bodyObject(call("GET", "/api/v1/devices/" + id, viewer_));
+  EXPECT_EQ(got["gateway"], json::value(true));
+  EXPECT_EQ(got["online"], json::value(true));
+  EXPECT_EQ(got["last_connect"], json::value(1000));
+  EXPECT_EQ(got["last_disconnect"], json::value(500));
+  EXPECT_EQ(got["last_activity"], json::value(1500));
+  auto list = bodyObject(call("GET", "/api/v1/devices", viewer_));
+  ASSERT_EQ(list["items"].as_array().size(), 2u);
+  for (const auto& item : list["items"].as_array()) {
+    const auto& o = item.as_object();
+    const bool is_gw = o.at("id").as_string() == id;
+    EXPECT_EQ(o.at("online"), json::value(is_gw));
+    EXPECT_EQ(o.at("gateway"), json::value(is_gw));
+    EXPECT_TRUE(o.at("gateway_id").is_null());
+    if (!is_gw) {
+      EXPECT_TRUE(o.at("last_activity").is_null());
+    }
+  }
+}
+
+TEST_F(DeviceRoutes, MqttBasicCredentialLifecycle) {
+  services_->devices = &channel_;
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  const std::string path = "/api/v1/devices/" + id + "/credentials/mqtt-basic";
+  problemBody(call("GET", path, admin_), 404, "not_found");
+
+  auto put = call("PUT", path, admin_, R"({"username":"dev-user","password":"password1"})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  auto o = bodyObject(put);
+  EXPECT_EQ(o["username"], json::value("dev-user"));
+  EXPECT_TRUE(o["client_id"].is_null());
+  EXPECT_FALSE(o.contains("password"));
+  auto stored = metadata_->findMqttCredentialByUsername("dev-user");
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->device_id, DeviceId(id));
+  EXPECT_EQ(stored->tenant_id, tenant_);
+  EXPECT_TRUE(stored->password_hash.starts_with("$argon2id$"));
+  EXPECT_TRUE(security::verifyPassword("password1", stored->password_hash));
+  EXPECT_EQ(channel_.revoked, (std::vector<std::string>{tenant_.str() + "|" + id}));
+
+  // Replace, with a client id; viewers read it.
+  put = call("PUT", path, admin_, R"({"username":"dev-user2","password":"password2","client_id":"c-1"})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  auto got = call("GET", path, viewer_);
+  ASSERT_EQ(got.status, 200) << got.body;
+  o = bodyObject(got);
+  EXPECT_EQ(o["username"], json::value("dev-user2"));
+  EXPECT_EQ(o["client_id"], json::value("c-1"));
+  EXPECT_FALSE(metadata_->findMqttCredentialByUsername("dev-user"));
+  EXPECT_EQ(channel_.revoked.size(), 2u);
+
+  // The username belongs to one device only (also across tenants).
+  const std::string id2 = createDevice(admin_, R"({"name":"d2"})");
+  problemBody(call("PUT", "/api/v1/devices/" + id2 + "/credentials/mqtt-basic", admin_,
+                   R"({"username":"dev-user2","password":"password3"})"),
+              409, "already_exists");
+  const std::string foreign = createDevice(other_admin_, R"({"name":"d1"})");
+  problemBody(call("PUT", "/api/v1/devices/" + foreign + "/credentials/mqtt-basic", other_admin_,
+                   R"({"username":"dev-user2","password":"password3"})"),
+              409, "already_exists");
+
+  // Viewers may not write; other tenants see nothing.
+  problemBody(call("PUT", path, viewer_, R"({"username":"v","password":"password1"})"), 403, "permission_denied");
+  problemBody(call("DELETE", path, viewer_), 403, "permission_denied");
+  for (const auto& token : {other_admin_, other_viewer_}) {
+    problemBody(call("GET", path, token), 404, "not_found");
+    problemBody(call("PUT", path, token, R"({"username":"x","password":"password1"})"), 404, "not_found");
+    problemBody(call("DELETE", path, token), 404, "not_found");
+  }
+  problemBody(call("PUT", "/api/v1/devices/" + newUuid() + "/credentials/mqtt-basic", admin_,
+                   R"({"username":"x","password":"password1"})"),
+              404, "not_found");
+  EXPECT_EQ(metadata_->getMqttCredential(tenant_, DeviceId(id))->username, "dev-user2");
+
+  auto del = call("DELETE", path, admin_);
+  EXPECT_EQ(del.status, 204) << del.body;
+  EXPECT_EQ(channel_.revoked.size(), 3u);
+  problemBody(call("GET", path, admin_), 404, "not_found");
+  problemBody(call("DELETE", path, admin_), 404, "not_found");
+}
+
+TEST_F(DeviceRoutes, MqttBasicCredentialValidation) {
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  const std::string path = "/api/v1/devices/" + id + "/credentials/mqtt-basic";
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"password":"password1"})", "username"},
+      {R"({"username":"","password":"password1"})", "username"},
+      {R"({"username":5,"password":"password1"})", "username"},
+      {R"({"username":"app","password":"password1"})", "username"},
+      {R"({"username":")" + std::string(129, 'u') + R"(","password":"password1"})", "username"},
+      {R"({"username":"a\u0000b","password":"password1"})", "username"},
+      {R"({"username":"a\nb","password":"password1"})", "username"},
+      {R"({"username":"u"})", "password"},
+      {R"({"username":"u","password":"short7!"})", "password"},
+      {R"({"username":"u","password":12345678})", "password"},
+      {R"({"username":"u","password":"password1","client_id":7})", "client_id"},
+      {R"({"username":"u","password":"password1","client_id":")" + std::string(257, 'c') + R"("})", "client_id"},
+      {"[]", "body"},
+      {"{", "body"},
+  };
+  for (const auto& [body, field] : cases) {
+    auto r = call("PUT", path, admin_, body);
+    EXPECT_EQ(problemBody(r, 400, "invalid_argument")["field"], json::value(field)) << body;
+  }
+  // 128 characters (not bytes) is the limit: 128 two-byte characters pass.
+  std::string wide;
+  for (int i = 0; i < 128; ++i) wide += "\xc3\xa9";
+  auto ok = call("PUT", path, admin_, R"({"username":")" + wide + R"(","password":"password1"})");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_TRUE(metadata_->findMqttCredentialByUsername(wide));
+}
+
+TEST_F(DeviceRoutes, CredentialChangesAndDeletionRevokeConnections) {
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  // Without a channel nothing is pushed anywhere, and nothing fails.
+  EXPECT_EQ(call("POST", "/api/v1/devices/" + id + "/credentials", admin_).status, 200);
+  services_->devices = &channel_;
+  EXPECT_EQ(call("POST", "/api/v1/devices/" + id + "/credentials", admin_).status, 200);
+  EXPECT_EQ(channel_.revoked, (std::vector<std::string>{tenant_.str() + "|" + id}));
+  problemBody(call("POST", "/api/v1/devices/" + id + "/credentials", viewer_), 403, "permission_denied");
+  problemBody(call("DELETE", "/api/v1/devices/" + id, other_admin_), 404, "not_found");
+  EXPECT_EQ(channel_.revoked.size(), 1u);
+  EXPECT_EQ(call("DELETE", "/api/v1/devices/" + id, admin_).status, 204);
+  EXPECT_EQ(channel_.revoked.size(), 2u);
+  EXPECT_EQ(channel_.revoked.back(), tenant_.str() + "|" + id);
+}
+
+TEST_F(DeviceRoutes, SharedAttributeChangesArePushed) {
+  services_->devices = &channel_;
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  const std::string path = "/api/v1/devices/" + id + "/attributes";
+  auto r = call("POST", path, admin_, R"({"mode":"eco","target":21.5,"cfg":{"a":[1,2]}})", {{"scope", "shared"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(channel_.pushes.size(), 1u);
+  const std::string prefix = tenant_.str() + "|" + id + "|";
+  ASSERT_TRUE(channel_.pushes[0].starts_with(prefix));
+  EXPECT_EQ(json::parse(channel_.pushes[0].substr(prefix.size())),
+            json::parse(R"({"mode":"eco","target":21.5,"cfg":{"a":[1,2]}})"));
+  EXPECT_EQ(channel_.pushes[0].find(' '), std::string::npos);  // compact
+  // Only the changed keys; the default scope is shared; server attributes are not pushed.
+  ASSERT_EQ(call("POST", path, admin_, R"({"mode":"off"})").status, 200);
+  ASSERT_EQ(channel_.pushes.size(), 2u);
+  EXPECT_EQ(channel_.pushes[1], prefix + R"({"mode":"off"})");
+  ASSERT_EQ(call("POST", path, admin_, R"({"secret":1})", {{"scope", "server"}}).status, 200);
+  EXPECT_EQ(channel_.pushes.size(), 2u);
+  // Refused writes push nothing.
+  problemBody(call("POST", path, viewer_, R"({"mode":"x"})"), 403, "permission_denied");
+  problemBody(call("POST", path, other_admin_, R"({"mode":"x"})"), 404, "not_found");
+  EXPECT_EQ(channel_.pushes.size(), 2u);
+}
+
+TEST_F(DeviceRoutes, RpcOutcomesMapToResponses) {
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  const std::string path = "/api/v1/devices/" + id + "/rpc";
+  // No live connections at all: offline.
+  problemBody(call("POST", path, admin_, R"({"method":"reboot"})"), 409, "device_offline");
+
+  services_->devices = &channel_;
+  using Kind = ingest::RpcOutcome::Kind;
+  channel_.outcome = {Kind::kSent, 7, {}};
+  auto r = call("POST", path, admin_, R"({"method":"reboot","oneway":true})");
+  EXPECT_EQ(r.status, 202);
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"id":7,"status":"sent"})"));
+  ASSERT_EQ(channel_.requests.size(), 1u);
+  const auto& first = channel_.requests[0];
+  EXPECT_EQ(first.tenant, tenant_);
+  EXPECT_EQ(first.device, DeviceId(id));
+  EXPECT_EQ(first.method, "reboot");
+  EXPECT_EQ(first.params_json, "{}");
+  EXPECT_EQ(first.timeout, std::chrono::milliseconds(10000));
+  EXPECT_TRUE(first.oneway);
+  EXPECT_FALSE(first.queue);
+
+  channel_.outcome = {Kind::kQueued, 8, {}};
+  r = call("POST", path, admin_,
+           R"({"method":"set","params":{"v":[1,true]},"timeout_ms":600000,"oneway":true,"queue":true})");
+  EXPECT_EQ(r.status, 202);
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"id":8,"status":"queued"})"));
+  const auto& second = channel_.requests.back();
+  EXPECT_EQ(json::parse(second.params_json), json::parse(R"({"v":[1,true]})"));
+  EXPECT_EQ(second.timeout, std::chrono::milliseconds(600000));
+  EXPECT_TRUE(second.queue);
+
+  channel_.outcome = {Kind::kReply, 9, R"( {"temp": 21.5} )"};
+  r = call("POST", path, admin_, R"({"method":"get","params":5,"timeout_ms":1})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"id":9,"response":{"temp":21.5}})"));
+  EXPECT_EQ(channel_.requests.back().params_json, "5");
+  EXPECT_FALSE(channel_.requests.back().oneway);
+  EXPECT_EQ(channel_.requests.back().timeout, std::chrono::milliseconds(1));
+  for (const std::string reply : {"not json", "", "{\"a\":", "\xff\xfe"}) {
+    channel_.outcome = {Kind::kReply, 10, reply};
+    r = call("POST", path, admin_, R"({"method":"get"})");
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto o = bodyObject(r);
+    EXPECT_TRUE(o["response"].is_string()) << r.body;
+  }
+  channel_.outcome = {Kind::kReply, 11, "not json"};
+  EXPECT_EQ(json::parse(call("POST", path, admin_, R"({"method":"get"})").body),
+            json::parse(R"({"id":11,"response":"not json"})"));
+
+  channel_.outcome = {Kind::kTimeout, 12, {}};
+  r = call("POST", path, admin_, R"({"method":"get"})");
+  problemBody(r, 504, "timeout");
+  channel_.outcome = {Kind::kOffline, 13, {}};
+  problemBody(call("POST", path, admin_, R"({"method":"get"})"), 409, "device_offline");
+  channel_.outcome = {Kind::kBusy, 14, {}};
+  problemBody(call("POST", path, admin_, R"({"method":"get","queue":true})"), 429, "resource_exhausted");
+}
+
+TEST_F(DeviceRoutes, RpcRequestValidationAndAccess) {
+  services_->devices = &channel_;
+  channel_.outcome = {ingest::RpcOutcome::Kind::kSent, 1, {}};
+  const std::string id = createDevice(admin_, R"({"name":"d1"})");
+  const std::string path = "/api/v1/devices/" + id + "/rpc";
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({})", "method"},
+      {R"({"method":""})", "method"},
+      {R"({"method":5})", "method"},
+      {R"({"method":")" + std::string(257, 'm') + R"("})", "method"},
+      {R"({"method":"m","timeout_ms":0})", "timeout_ms"},
+      {R"({"method":"m","timeout_ms":-5})", "timeout_ms"},
+      {R"({"method":"m","timeout_ms":600001})", "timeout_ms"},
+      {R"({"method":"m","timeout_ms":1.5})", "timeout_ms"},
+      {R"({"method":"m","timeout_ms":"100"})", "timeout_ms"},
+      {R"({"method":"m","oneway":"yes"})", "oneway"},
+      {R"({"method":"m","queue":1})", "queue"},
+      {"[]", "body"},
+      {"nope", "body"},
+  };
+  for (const auto& [body, field] : cases) {
+    EXPECT_EQ(problemBody(call("POST", path, admin_, body), 400, "invalid_argument")["field"], json::value(field))
+        << body;
+  }
+  EXPECT_EQ(call("POST", path, admin_, R"({"method":")" + std::string(256, 'm') + R"("})").status, 202);
+  problemBody(call("POST", path, viewer_, R"({"method":"m"})"), 403, "permission_denied");
+  problemBody(call("POST", path, other_admin_, R"({"method":"m"})"), 404, "not_found");
+  problemBody(call("POST", path, other_viewer_, R"({"method":"m"})"), 404, "not_found");
+  problemBody(call("POST", "/api/v1/devices/" + newUuid() + "/rpc", admin_, R"({"method":"m"})"), 404, "not_found");
+  EXPECT_EQ(channel_.requests.size(), 1u);  // only the valid call reached the device
+}
+
+// ---- deferred responses through the real HTTP server ----
+
+namespace asio = boost::asio;
+
+class DeferredHttp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.http_bind = "127.0.0.1";
+    config_.http_port = 0;
+    router_.add("GET", "/later", Auth::kPublic, [this](Context&) {
+      Response r;
+      r.deferred = [this](ResponseCallback done) {
+        std::lock_guard lock(mutex_);
+        pending_.push_back(std::move(done));
+      };
+      return r;
+    });
+    router_.add("GET", "/never", Auth::kPublic, [](Context&) {
+      Response r;
+      r.deferred_timeout = std::chrono::milliseconds(100);
+      r.deferred = [](ResponseCallback) {};
+      return r;
+    });
+    router_.add("GET", "/inline", Auth::kPublic, [](Context&) {
+      Response r;
+      r.deferred = [](ResponseCallback done) {
+        done(jsonResponse(201, R"({"inline":true})"));
+        done(jsonResponse(500, "{}"));  // a second completion is ignored
+      };
+      return r;
+    });
+    router_.add("GET", "/now", Auth::kPublic, [](Context&) { return jsonResponse(200, R"({"now":true})"); });
+    start();
+  }
+
+  void start() {
+    workers_ = std::make_unique<runtime::IoWorkers>(1);
+    server_ = std::make_unique<HttpServer>(config_, *workers_, pool_, router_, metrics_);
+    auto port = server_->start();
+    ASSERT_TRUE(port) << port.error().message;
+    port_ = static_cast<unsigned short>(*port);
+    workers_->start();
+  }
+
+  // Sends one keep-alive GET on socket s (connecting it first if needed).
+  void send(asio::ip::tcp::socket& s, const std::string& path) {
+    if (!s.is_open()) s.connect({asio::ip::make_address("127.0.0.1"), port_});
+    asio::write(s, asio::buffer("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+
+  // Reads one response (headers and a Content-Length body) from s; "" on EOF.
+  std::string receive(asio::ip::tcp::socket& s, std::string& buffer) {
+    boost::system::error_code ec;
+    asio::read_until(s, asio::dynamic_buffer(buffer), "\r\n\r\n", ec);
+    auto end = buffer.find("\r\n\r\n");
+    if (end == std::string::npos) return {};
+    std::string head = buffer.substr(0, end + 4);
+    std::size_t length = 0;
+    if (auto p = lower(head).find("content-length:"); p != std::string::npos) {
+      length = std::stoul(head.substr(p + 15));
+    }
+    if (buffer.size() < end + 4 + length) {
+      asio::read(s, asio::dynamic_buffer(buffer), asio::transfer_exactly(end + 4 + length - buffer.size()), ec);
+    }
+    std::string out = buffer.substr(0, end + 4 + length);
+    buffer.erase(0, out.size());
+    return out;
+  }
+
+  // Waits until n deferred requests are pending.
+  bool waitPending(std::size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mutex_);
+        if (pending_.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  ResponseCallback takePending(std::size_t i) {
+    std::lock_guard lock(mutex_);
+    return pending_.at(i);
+  }
+
+  bool waitIdle() {
+    for (int i = 0; i < 500 && server_->inflight() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return server_->inflight() == 0;
+  }
+
+  Config config_;
+  Metrics metrics_;
+  Router router_{stubVerifier};
+  runtime::BlockingPool pool_{2, 16};
+  std::unique_ptr<runtime::IoWorkers> workers_;
+  std::unique_ptr<HttpServer> server_;
+  unsigned short port_ = 0;
+  asio::io_context client_;
+  std::mutex mutex_;
+  std::vector<ResponseCallback> pending_;
+};
+
+TEST_F(DeferredHttp, CompletionFromAnotherThreadIsWritten) {
+  asio::ip::tcp::socket s(client_);
+  std::string buffer;
+  send(s, "/later");
+  ASSERT_TRUE(waitPending(1));
+  EXPECT_EQ(server_->inflight(), 1u);  // drain waits for it
+  std::thread([done = takePending(0)] { done(jsonResponse(200, R"({"late":true})")); }).join();
+  std::string r = receive(s, buffer);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200")) << r;
+  EXPECT_TRUE(r.ends_with(R"({"late":true})")) << r;
+  // The connection goes on serving (keep-alive), deferred or not.
+  send(s, "/inline");
+  r = receive(s, buffer);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 201")) << r;
+  EXPECT_TRUE(r.ends_with(R"({"inline":true})")) << r;
+  send(s, "/now");
+  EXPECT_TRUE(receive(s, buffer).ends_with(R"({"now":true})"));
+  // Completing again later changes nothing.
+  takePending(0)(jsonResponse(500, "{}"));
+  EXPECT_TRUE(waitIdle());
+}
+
+TEST_F(DeferredHttp, NoCompletionAnswers504) {
+  asio::ip::tcp::socket s(client_);
+  std::string buffer;
+  send(s, "/never");
+  std::string r = receive(s, buffer);
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 504")) << r;
+  EXPECT_NE(r.find(R"("code":"timeout")"), std::string::npos) << r;
+  EXPECT_TRUE(waitIdle());
+}
+
+TEST_F(DeferredHttp, ManyWaitingRequestsHoldNoPoolThread) {
+  // More waiting requests than pool threads and queue slots: the pool still answers.
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> waiting;
+  for (int i = 0; i < 24; ++i) {
+    waiting.push_back(std::make_unique<asio::ip::tcp::socket>(client_));
+    send(*waiting.back(), "/later");
+  }
+  ASSERT_TRUE(waitPending(24));
+  asio::ip::tcp::socket s(client_);
+  std::string buffer;
+  send(s, "/now");
+  EXPECT_TRUE(receive(s, buffer).starts_with("HTTP/1.1 200"));
+  for (std::size_t i = 0; i < 24; ++i) takePending(i)(jsonResponse(200, "{\"i\":" + std::to_string(i) + "}"));
+  for (std::size_t i = 0; i < 24; ++i) {
+    std::string b;
+    std::string r = receive(*waiting[i], b);
+    EXPECT_TRUE(r.ends_with("{\"i\":" + std::to_string(i) + "}")) << r;
+  }
+  EXPECT_TRUE(waitIdle());
+}
+
+TEST_F(DeferredHttp, ClientGoneBeforeCompletionIsHarmless) {
+  {
+    asio::ip::tcp::socket s(client_);
+    send(s, "/later");
+    ASSERT_TRUE(waitPending(1));
+    s.close();
+  }
+  takePending(0)(jsonResponse(200, "{}"));
+  EXPECT_TRUE(waitIdle());
+  asio::ip::tcp::socket s(client_);
+  std::string buffer;
+  send(s, "/now");
+  EXPECT_TRUE(receive(s, buffer).starts_with("HTTP/1.1 200"));
+}
+
+TEST_F(DeferredHttp, CompletionAfterTheServerIsGoneIsHarmless) {
+  asio::ip::tcp::socket a(client_), b(client_);
+  send(a, "/later");
+  send(b, "/later");
+  ASSERT_TRUE(waitPending(2));
+  // The composition root's shutdown order: stop accepting, stop the workers, destroy the
+  // server, then the workers (which destroys the sessions still waiting).
+  server_->stopAccepting();
+  workers_->stop();
+  takePending(0)(jsonResponse(200, "{}"));  // posted to a stopped worker
+  server_.reset();
+  takePending(1)(jsonResponse(200, "{}"));  // the server is gone: nothing is posted
+  workers_.reset();
+  std::vector<ResponseCallback> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(pending_);
+  }
+  for (auto& done : left) done(jsonResponse(200, "{}"));  // every session is gone
 }
 
 }  // namespace

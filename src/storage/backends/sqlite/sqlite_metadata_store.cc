@@ -66,6 +66,20 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // 2: gateways and their sub-devices; MQTT basic credentials. Deleting a gateway keeps its
+    // sub-devices (gateway_id becomes null); deleting a device deletes its MQTT credential.
+    R"sql(
+ALTER TABLE devices ADD COLUMN gateway INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN gateway_id TEXT REFERENCES devices(id) ON DELETE SET NULL;
+CREATE INDEX devices_by_gateway ON devices(gateway_id) WHERE gateway_id IS NOT NULL;
+CREATE TABLE mqtt_credentials (
+  device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  username TEXT NOT NULL UNIQUE,
+  client_id TEXT NOT NULL DEFAULT '',
+  password_hash TEXT NOT NULL
+);
+)sql",
 };
 
 class Stmt {
@@ -166,9 +180,16 @@ Device readDevice(const Stmt& s) {
   d.name = s.text(2);
   d.type = s.text(3);
   d.created_at = s.i64(4);
+  d.gateway = s.i64(5) != 0;
+  d.gateway_id = DeviceId(s.text(6));
   return d;
 }
-constexpr const char* kDeviceCols = "id, tenant_id, name, type, created_at";
+constexpr const char* kDeviceCols = "id, tenant_id, name, type, created_at, gateway, COALESCE(gateway_id, '')";
+
+MqttCredential readMqttCredential(const Stmt& s) {
+  return MqttCredential{TenantId(s.text(0)), DeviceId(s.text(1)), s.text(2), s.text(3), s.text(4)};
+}
+constexpr const char* kMqttCols = "tenant_id, device_id, username, client_id, password_hash";
 
 }  // namespace
 
@@ -411,9 +432,21 @@ Result<Device> SqliteMetadataStore::createDevice(const Device& d, const std::str
   if (!out.created_at) out.created_at = nowMs();
   if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return std::unexpected(st.error());
   auto body = [&]() -> Status {
-    Stmt s(db_, "INSERT INTO devices(id, tenant_id, name, type, token_hash, created_at) VALUES (?,?,?,?,?,?)");
+    if (!out.gateway_id.empty()) {
+      // A sub-device belongs to a gateway of its own tenant.
+      Stmt g(db_, "SELECT 1 FROM devices WHERE id = ? AND tenant_id = ?");
+      g.bind(1, out.gateway_id.str()).bind(2, out.tenant_id.str());
+      if (g.step() != SQLITE_ROW) return fail(Code::kNotFound, "gateway device not found");
+    }
+    Stmt s(db_,
+           "INSERT INTO devices(id, tenant_id, name, type, token_hash, created_at, gateway, gateway_id) "
+           "VALUES (?,?,?,?,?,?,?,?)");
     s.bind(1, out.id.str()).bind(2, out.tenant_id.str()).bind(3, out.name).bind(4, out.type);
-    s.bind(5, token_hash).bind(6, out.created_at);
+    s.bind(5, token_hash).bind(6, out.created_at).bind(7, std::int64_t{out.gateway});
+    if (out.gateway_id.empty())
+      s.bindNull(8);
+    else
+      s.bind(8, out.gateway_id.str());
     if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create device"));
     for (const auto& [k, v] : out.labels) {
       Stmt l(db_, "INSERT INTO device_labels(device_id, key, value) VALUES (?,?,?)");
@@ -546,6 +579,71 @@ Result<std::string> SqliteMetadataStore::replaceDeviceToken(const TenantId& tena
   s.bind(1, token_hash).bind(2, id.str()).bind(3, tenant.str());
   if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "replace token"));
   return previous;
+}
+
+Result<Device> SqliteMetadataStore::findDeviceByName(const TenantId& tenant, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM devices WHERE tenant_id = ? AND name = ?", kDeviceCols).c_str());
+  s.bind(1, tenant.str()).bind(2, name);
+  if (s.step() != SQLITE_ROW) {
+    if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "find device"));
+    return fail(Code::kNotFound, "device not found");
+  }
+  Device d = readDevice(s);
+  if (auto st = loadLabels(d); !st) return std::unexpected(st.error());
+  return d;
+}
+
+// ---- MQTT basic credentials ----
+
+Status SqliteMetadataStore::putMqttCredential(const MqttCredential& c) {
+  std::lock_guard lock(mutex_);
+  if (auto d = getDeviceLocked(c.tenant_id, c.device_id); !d) return std::unexpected(d.error());
+  // One statement: replacing the device's credential and claiming the username are atomic, and
+  // a username held by another device fails on its UNIQUE constraint (the row is left as it was).
+  Stmt s(db_,
+         "INSERT INTO mqtt_credentials(device_id, tenant_id, username, client_id, password_hash) VALUES (?,?,?,?,?) "
+         "ON CONFLICT(device_id) DO UPDATE SET username = excluded.username, client_id = excluded.client_id, "
+         "password_hash = excluded.password_hash");
+  s.bind(1, c.device_id.str()).bind(2, c.tenant_id.str()).bind(3, c.username).bind(4, c.client_id);
+  s.bind(5, c.password_hash);
+  if (s.step() != SQLITE_DONE) {
+    Error e = dbError(db_, "store MQTT credential");
+    if (e.code == Code::kAlreadyExists) e.message = "another device uses this MQTT username";
+    return std::unexpected(e);
+  }
+  return ok();
+}
+
+Result<MqttCredential> SqliteMetadataStore::getMqttCredential(const TenantId& tenant, const DeviceId& device) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM mqtt_credentials WHERE device_id = ? AND tenant_id = ?", kMqttCols).c_str());
+  s.bind(1, device.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_ROW) {
+    if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read MQTT credential"));
+    return fail(Code::kNotFound, "the device has no MQTT credential");
+  }
+  return readMqttCredential(s);
+}
+
+Status SqliteMetadataStore::deleteMqttCredential(const TenantId& tenant, const DeviceId& device) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM mqtt_credentials WHERE device_id = ? AND tenant_id = ?");
+  s.bind(1, device.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "delete MQTT credential"));
+  if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "the device has no MQTT credential");
+  return ok();
+}
+
+Result<MqttCredential> SqliteMetadataStore::findMqttCredentialByUsername(const std::string& username) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM mqtt_credentials WHERE username = ?", kMqttCols).c_str());
+  s.bind(1, username);
+  if (s.step() != SQLITE_ROW) {
+    if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "find MQTT credential"));
+    return fail(Code::kNotFound, "unknown MQTT username");
+  }
+  return readMqttCredential(s);
 }
 
 // ---- attributes ----

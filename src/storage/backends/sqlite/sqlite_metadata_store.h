@@ -42,6 +42,12 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<std::string> replaceDeviceToken(const TenantId& tenant, const DeviceId& id,
                                          const std::string& token_hash) override;
 
+  Result<Device> findDeviceByName(const TenantId& tenant, const std::string& name) override;
+  Status putMqttCredential(const MqttCredential& credential) override;
+  Result<MqttCredential> getMqttCredential(const TenantId& tenant, const DeviceId& device) override;
+  Status deleteMqttCredential(const TenantId& tenant, const DeviceId& device) override;
+  Result<MqttCredential> findMqttCredentialByUsername(const std::string& username) override;
+
   Status upsertAttributes(const TenantId& tenant, const DeviceId& device, const std::string& scope,
                           const std::vector<Attribute>& attributes) override;
   Result<std::vector<Attribute>> getAttributes(const TenantId& tenant, const DeviceId& device,
