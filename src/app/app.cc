@@ -140,6 +140,9 @@ int serve(const Config& config) {
   pipeline.addObserver([&broker](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
     broker.telemetryStored(device, points);
   });
+  pipeline.addAttributesObserver([&broker](const ingest::DeviceRef& device, std::string_view json) {
+    broker.attributesStored(device, json);
+  });
   std::atomic<bool> ready{false};
   std::counting_semaphore<64> hashing_slots(
       static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));

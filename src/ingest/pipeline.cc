@@ -24,6 +24,11 @@ void IngestPipeline::addObserver(Observer observer) {
   observers_.push_back(std::move(observer));
 }
 
+void IngestPipeline::addAttributesObserver(AttributesObserver observer) {
+  std::lock_guard lock(observers_mutex_);
+  attribute_observers_.push_back(std::move(observer));
+}
+
 Status IngestPipeline::admit(const DeviceRef& device) {
   double rate = device.max_msgs_per_s > 0 ? device.max_msgs_per_s : config_.device_max_msgs_per_s;
   double burst = device.max_msgs_per_s > 0 ? std::max(device.max_msgs_per_s * 2, 1.0) : config_.device_burst;
@@ -107,7 +112,10 @@ Status IngestPipeline::attributes(const DeviceRef& device, std::string_view payl
     }
     attrs.push_back(storage::Attribute{std::string(k), simdjson::minify(v), now});
   }
-  return metadata_.upsertAttributes(device.tenant_id, device.device_id, "client", attrs);
+  if (auto st = metadata_.upsertAttributes(device.tenant_id, device.device_id, "client", attrs); !st) return st;
+  std::lock_guard lock(observers_mutex_);
+  for (const auto& o : attribute_observers_) o(device, payload);
+  return ok();
 }
 
 }  // namespace sw::ingest

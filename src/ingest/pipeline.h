@@ -22,6 +22,8 @@
 namespace sw::ingest {
 
 using Observer = std::function<void(const DeviceRef&, std::span<const storage::Point>)>;
+// Client attributes a device stored, as the JSON object it sent.
+using AttributesObserver = std::function<void(const DeviceRef&, std::string_view json_object)>;
 
 class IngestPipeline {
  public:
@@ -44,6 +46,7 @@ class IngestPipeline {
 
   // Observers run synchronously after a durable write, on the calling thread; keep them short.
   void addObserver(Observer observer);
+  void addAttributesObserver(AttributesObserver observer);
   DeviceAuthenticator& authenticator() { return auth_; }
 
  private:
@@ -57,6 +60,7 @@ class IngestPipeline {
   CodecRegistry codecs_;
   std::mutex observers_mutex_;
   std::vector<Observer> observers_;
+  std::vector<AttributesObserver> attribute_observers_;
   Counter& points_;
   Counter& messages_;
   Counter& rejected_rate_;

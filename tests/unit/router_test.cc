@@ -1095,21 +1095,28 @@ TEST_F(DeferredHttp, NoCompletionAnswers504) {
 TEST_F(DeferredHttp, ManyWaitingRequestsHoldNoPoolThread) {
   // More waiting requests than pool threads and queue slots: the pool still answers.
   std::vector<std::unique_ptr<asio::ip::tcp::socket>> waiting;
+  // One at a time: a burst could find the small test queue full and get 503, which is the
+  // queue's job, not what this test is about.
   for (int i = 0; i < 24; ++i) {
     waiting.push_back(std::make_unique<asio::ip::tcp::socket>(client_));
     send(*waiting.back(), "/later");
+    ASSERT_TRUE(waitPending(static_cast<std::size_t>(i) + 1));
   }
-  ASSERT_TRUE(waitPending(24));
   asio::ip::tcp::socket s(client_);
   std::string buffer;
   send(s, "/now");
   EXPECT_TRUE(receive(s, buffer).starts_with("HTTP/1.1 200"));
   for (std::size_t i = 0; i < 24; ++i) takePending(i)(jsonResponse(200, "{\"i\":" + std::to_string(i) + "}"));
+  // The server may register the waiting handlers in any order: every client gets an answer,
+  // and the 24 answers are the 24 distinct completions.
+  std::set<std::string> bodies;
   for (std::size_t i = 0; i < 24; ++i) {
     std::string b;
     std::string r = receive(*waiting[i], b);
-    EXPECT_TRUE(r.ends_with("{\"i\":" + std::to_string(i) + "}")) << r;
+    EXPECT_TRUE(r.starts_with("HTTP/1.1 200")) << r;
+    bodies.insert(r.substr(r.rfind("{\"i\":")));
   }
+  EXPECT_EQ(bodies.size(), 24u);
   EXPECT_TRUE(waitIdle());
 }
 

@@ -325,6 +325,15 @@ void Broker::telemetryStored(const ingest::DeviceRef& device, std::span<const st
   publish(device.tenant_id, std::move(msg));
 }
 
+void Broker::attributesStored(const ingest::DeviceRef& device, std::string_view json_object) {
+  activity(device.device_id);
+  std::string topic = deviceTopicPrefix(device.device_id) + "attributes";
+  if (!hasSubscribers(device.tenant_id, topic)) return;
+  auto msg = serverMessage(std::move(topic), std::string(json_object), 1);
+  msg->origin_device = device.device_id;
+  publish(device.tenant_id, std::move(msg));
+}
+
 void Broker::deviceConnected(const TenantId& tenant, const DeviceId& device, std::shared_ptr<ClientSink> sink) {
   std::lock_guard lock(devices_mutex_);
   DeviceEntry& e = devices_[device];

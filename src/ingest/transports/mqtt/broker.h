@@ -90,6 +90,8 @@ class Broker final : public ingest::DeviceChannel {
   // Live telemetry from any transport (a pipeline observer): published on
   // sw/v1/devices/{id}/telemetry when someone listens; also records device activity.
   void telemetryStored(const ingest::DeviceRef& device, std::span<const storage::Point> points);
+  // Client attributes from any transport: published on sw/v1/devices/{id}/attributes.
+  void attributesStored(const ingest::DeviceRef& device, std::string_view json_object);
 
   // ---- device state ----
   void deviceConnected(const TenantId& tenant, const DeviceId& device, std::shared_ptr<ClientSink> sink);

@@ -204,16 +204,21 @@ std::uint8_t gatewayOp(DeviceApi api, const Identity& gw, const DeviceOp& op, Ga
       continue;
     }
     api.broker.subDeviceOnline(gw.tenant, gw.device.device_id, ref->device_id, ref->name);
-    if (op.kind == DeviceOpKind::kGatewayTelemetry) {
-      if (auto r = api.pipeline.telemetry(*ref, "application/json", payload); !r) result = reasonFor(r.error());
-    } else {
-      if (auto st = api.pipeline.attributes(*ref, payload); !st) {
-        result = reasonFor(st.error());
-      } else {
-        Identity sub = deviceIdentity(*ref);
-        api.broker.publish(gw.tenant, fromDevice(sub, sub.device_prefix + "attributes", payload));
+    auto store = [&](const ingest::DeviceRef& d) -> Status {
+      if (op.kind == DeviceOpKind::kGatewayTelemetry) {
+        auto r = api.pipeline.telemetry(d, "application/json", payload);
+        return r ? ok() : Status(std::unexpected(r.error()));
       }
+      return api.pipeline.attributes(d, payload);
+    };
+    Status st = store(*ref);
+    if (!st && (st.error().code == Code::kUnauthenticated || st.error().code == Code::kNotFound)) {
+      // The sub-device was deleted since this connection resolved it: created anew on use.
+      cache.by_name.erase(name);
+      ref = subDevice(api, gw, cache, name, {}, true);
+      if (ref) st = store(*ref);
     }
+    if (!st) result = reasonFor(st.error());
   }
   return result;
 }
@@ -301,24 +306,20 @@ std::optional<DeviceOp> classifyDeviceTopic(const Identity& id, std::string_view
   DeviceOp op;
   if (topic.starts_with(kDeviceMe)) {
     const std::string_view rest = topic.substr(kDeviceMe.size());
+    auto withId = [&](std::string_view prefix, DeviceOpKind kind) {
+      if (!rest.starts_with(prefix) || rest.size() == prefix.size()) return false;
+      op.kind = kind;
+      op.suffix = rest.substr(prefix.size());
+      return true;
+    };
     if (rest == "telemetry") {
       op.kind = DeviceOpKind::kTelemetry;
     } else if (rest == "attributes") {
       op.kind = DeviceOpKind::kAttributes;
-    } else if (rest.starts_with("attributes/request/")) {
-      op.kind = DeviceOpKind::kAttributesRequest;
-      op.suffix = rest.substr(19);
-    } else if (rest.starts_with("rpc/response/")) {
-      op.kind = DeviceOpKind::kRpcResponse;
-      op.suffix = rest.substr(13);
-    } else if (rest.starts_with("rpc/request/")) {
-      op.kind = DeviceOpKind::kRpcRequest;
-      op.suffix = rest.substr(12);
-    } else if (rest.starts_with("telemetry/") || rest.starts_with("attributes/")) {
-      return std::nullopt;  // server-owned sub-topics
-    } else {
-      op.kind = DeviceOpKind::kOther;
-      op.suffix = rest;
+    } else if (!withId("attributes/request/", DeviceOpKind::kAttributesRequest) &&
+               !withId("rpc/response/", DeviceOpKind::kRpcResponse) &&
+               !withId("rpc/request/", DeviceOpKind::kRpcRequest)) {
+      return std::nullopt;  // only the topics of the device API (docs/mqtt.md)
     }
     return op;
   }
@@ -336,7 +337,7 @@ std::optional<DeviceOp> classifyDeviceTopic(const Identity& id, std::string_view
 }
 
 bool needsStorage(DeviceOpKind kind) {
-  return kind != DeviceOpKind::kRpcResponse && kind != DeviceOpKind::kRpcRequest && kind != DeviceOpKind::kOther;
+  return kind != DeviceOpKind::kRpcResponse && kind != DeviceOpKind::kRpcRequest;
 }
 
 std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::span<DeviceOp> ops,
@@ -358,11 +359,7 @@ std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::s
     }
     switch (op.kind) {
       case DeviceOpKind::kAttributes:
-        if (auto st = api.pipeline.attributes(id.device, op.payload); !st) {
-          reasons[i] = reasonFor(st.error());
-        } else {
-          api.broker.publish(id.tenant, fromDevice(id, id.device_prefix + "attributes", std::move(op.payload)));
-        }
+        if (auto st = api.pipeline.attributes(id.device, op.payload); !st) reasons[i] = reasonFor(st.error());
         break;
       case DeviceOpKind::kAttributesRequest:
         reasons[i] = attributesRequest(api, id, op);
@@ -406,12 +403,8 @@ std::uint8_t routeDeviceMessage(DeviceApi api, const Identity& id, const std::st
       m->props = std::move(op.props);
       return api.broker.publish(id.tenant, std::move(m)) > 0 ? reason::kSuccess : reason::kNoMatchingSubscribers;
     }
-    default: {
-      auto m = fromDevice(id, id.device_prefix + op.suffix, std::move(op.payload));
-      m->origin_client = client_id;
-      m->props = std::move(op.props);
-      return api.broker.publish(id.tenant, std::move(m)) > 0 ? reason::kSuccess : reason::kNoMatchingSubscribers;
-    }
+    default:
+      return reason::kNotAuthorized;
   }
 }
 

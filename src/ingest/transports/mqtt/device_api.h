@@ -73,7 +73,6 @@ enum class DeviceOpKind : std::uint8_t {
   kAttributesRequest,
   kRpcResponse,
   kRpcRequest,
-  kOther,  // another topic under v1/devices/me/: routed only
   kGatewayConnect,
   kGatewayDisconnect,
   kGatewayTelemetry,
@@ -82,8 +81,8 @@ enum class DeviceOpKind : std::uint8_t {
 };
 
 struct DeviceOp {
-  DeviceOpKind kind = DeviceOpKind::kOther;
-  std::string suffix;  // the request id, or the topic under the device prefix for kOther
+  DeviceOpKind kind = DeviceOpKind::kTelemetry;
+  std::string suffix;  // the request id
   std::string payload;
   Properties props;
   std::uint64_t seq = 0;  // the connection's ack slot
@@ -100,7 +99,7 @@ inline constexpr std::uint8_t kReasonStorageFailed = 0xFF;
 // Consecutive telemetry messages are written in one durable batch.
 std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::span<DeviceOp> ops,
                                        GatewayCache& cache);
-// Ops that only route (RPC replies and requests, other device topics). Non-blocking.
+// Ops that only route (RPC replies and requests). Non-blocking.
 std::uint8_t routeDeviceMessage(DeviceApi api, const Identity& id, const std::string& client_id, DeviceOp& op);
 
 // A PUBLISH from an application as a routable message.

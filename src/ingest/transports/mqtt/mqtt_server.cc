@@ -380,6 +380,9 @@ awaitable<bool> Connection::readConnect() {
   sendPacket(ack);
   keepAliveCheck();
   pump();  // retransmissions and messages queued while the session was offline
+  // A resumed session is already subscribed: RPC queued for the device can go now. (A new
+  // session gets it after its first SUBSCRIBE.)
+  if (opened.present && id_.kind == ClientKind::kDevice) server_.broker.deviceReady(id_.tenant, id_.device.device_id);
   co_return true;
 }
 
@@ -636,6 +639,9 @@ void Connection::completeAcks() {
       disconnect(reason::kUnspecified);
       break;
     }
+    auto& stats = server_.broker.stats();
+    if (p.reason == reason::kQuotaExceeded) stats.dropped_rate.inc();
+    if (p.reason == reason::kPayloadFormatInvalid) stats.dropped_invalid.inc();
     if (p.qos == 0) continue;
     std::uint8_t reason = p.reason;
     if (!v5) reason = reason::kSuccess;  // 3.1.1 has no negative acks: accepted and dropped
