@@ -22,8 +22,16 @@ Response writeDenied(Services& s, const Context& ctx, const DeviceId& id, const 
   return errorResponse(error);
 }
 
+// Live state from the transports, completed by what was last saved (state survives restarts).
 ingest::DeviceState stateOf(Services& s, const storage::Device& d) {
-  return s.devices ? s.devices->state(d.tenant_id, d.id) : ingest::DeviceState{};
+  ingest::DeviceState st = s.devices ? s.devices->state(d.tenant_id, d.id) : ingest::DeviceState{};
+  auto latest = [](std::optional<std::int64_t>& live, const std::optional<std::int64_t>& saved) {
+    if (saved && (!live || *saved > *live)) live = saved;
+  };
+  latest(st.last_connect, d.last_connect);
+  latest(st.last_disconnect, d.last_disconnect);
+  latest(st.last_activity, d.last_activity);
+  return st;
 }
 
 // The device's credentials changed or it is gone: cached lookups and open connections end now.

@@ -187,11 +187,13 @@ int serve(const Config& config) {
   mqtt_server.stopAccepting();
   mqtt_server.disconnectAll();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_grace_s);
-  while ((server.inflight() > 0 || pool.depth() > 0) && std::chrono::steady_clock::now() < deadline) {
+  // MQTT clients were told to go (0x8B); their connections close once that is written.
+  while ((server.inflight() > 0 || pool.depth() > 0 || broker.stats().connections.load() > 0) &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pool.stop();  // runs what was queued; their responses are then written by the workers
-  mqtt_server.stop();
+  mqtt_server.stop();  // also saves the devices' connection state
   const auto write_deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
   while (server.inflight() > 0 && std::chrono::steady_clock::now() < write_deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

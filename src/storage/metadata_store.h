@@ -42,6 +42,14 @@ struct Device {
   std::int64_t created_at = 0;
   bool gateway = false;  // may use the gateway API for sub-devices
   DeviceId gateway_id;   // for a sub-device: the gateway that created it; empty otherwise
+  // Connection state as last saved (epoch ms); live state comes from the transports.
+  std::optional<std::int64_t> last_connect, last_disconnect, last_activity;
+};
+
+struct DeviceActivity {
+  TenantId tenant_id;
+  DeviceId device_id;
+  std::optional<std::int64_t> last_connect, last_disconnect, last_activity;  // unset: unchanged
 };
 
 struct DeviceFilter {
@@ -128,6 +136,8 @@ class MetadataStore {
   virtual Result<std::string> replaceDeviceToken(const TenantId& tenant, const DeviceId& id,
                                                  const std::string& token_hash) = 0;
 
+  // Saves connection state in one transaction; unknown devices are skipped.
+  virtual Status recordDeviceActivity(const std::vector<DeviceActivity>& states) = 0;
   // Exact name match within the tenant (names are unique per tenant).
   virtual Result<Device> findDeviceByName(const TenantId& tenant, const std::string& name) = 0;
   // already_exists when another device uses the username.

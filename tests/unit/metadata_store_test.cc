@@ -81,14 +81,14 @@ void expectCode(const Error& e, Code code) {
 TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   auto v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 2);
+  EXPECT_EQ(*v, 3);
   Tenant t = tenant("acme");
   ASSERT_TRUE(db().putSetting("jwt_hs256_key", "secret"));
   open();
   open();
   v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 2);
+  EXPECT_EQ(*v, 3);
   auto again = db().getTenant(t.id);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->name, "acme");
@@ -103,7 +103,7 @@ TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM schema_version", -1, &stmt, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 3);
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
@@ -975,6 +975,35 @@ TEST_F(MetadataStoreTest, DeletingATenantCascades) {
   EXPECT_TRUE(db().getUser(ub.id));
   EXPECT_TRUE(db().getDevice(b.id, db_dev.id));
   user("ua", b.id);
+}
+
+}  // namespace
+}  // namespace sw::storage
+
+namespace sw::storage {
+namespace {
+
+TEST_F(MetadataStoreTest, DeviceActivityIsSavedAndScopedByTenant) {
+  Tenant a = tenant("act-a");
+  Tenant b = tenant("act-b");
+  Device d = device(a.id, "meter");
+  auto fresh = db().getDevice(a.id, d.id);
+  ASSERT_TRUE(fresh);
+  EXPECT_FALSE(fresh->last_connect);
+  EXPECT_FALSE(fresh->last_activity);
+  ASSERT_TRUE(db().recordDeviceActivity({DeviceActivity{a.id, d.id, 100, std::nullopt, 150}}));
+  // Unset fields leave the saved value; another tenant's id changes nothing.
+  ASSERT_TRUE(db().recordDeviceActivity({DeviceActivity{a.id, d.id, std::nullopt, 200, std::nullopt},
+                                         DeviceActivity{b.id, d.id, 999, 999, 999}}));
+  auto saved = db().getDevice(a.id, d.id);
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(saved->last_connect, 100);
+  EXPECT_EQ(saved->last_disconnect, 200);
+  EXPECT_EQ(saved->last_activity, 150);
+  open();  // survives a reopen
+  auto reopened = db().findDeviceByName(a.id, "meter");
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->last_activity, 150);
 }
 
 }  // namespace

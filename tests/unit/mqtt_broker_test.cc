@@ -116,7 +116,7 @@ std::shared_ptr<Message> message(std::string topic, std::uint8_t qos = 1, bool r
 std::vector<std::string> drain(Session& s, std::size_t window = 100) {
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s.takeSendable(window, out, expired);
+  s.takeSendable(window, SIZE_MAX, out, expired);
   std::vector<std::string> topics;
   for (auto& o : out) topics.push_back(o.delivery.msg ? o.delivery.msg->topic : "");
   return topics;
@@ -130,7 +130,7 @@ TEST(MqttSession, QueueBoundWindowAndAcks) {
   }
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s.takeSendable(2, out, expired);  // inflight window of 2
+  s.takeSendable(2, SIZE_MAX, out, expired);  // inflight window of 2
   ASSERT_EQ(out.size(), 2u);
   EXPECT_NE(out[0].packet_id, out[1].packet_id);
   EXPECT_EQ(s.inflight(), 2u);
@@ -138,12 +138,12 @@ TEST(MqttSession, QueueBoundWindowAndAcks) {
   EXPECT_TRUE(s.puback(out[0].packet_id));
   EXPECT_FALSE(s.puback(out[0].packet_id));
   out.clear();
-  s.takeSendable(2, out, expired);
+  s.takeSendable(2, SIZE_MAX, out, expired);
   EXPECT_EQ(out.size(), 1u);
   // After a reconnect the unacknowledged ones are sent again with DUP.
   s.prepareResend();
   out.clear();
-  s.takeSendable(2, out, expired);
+  s.takeSendable(2, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(out[0].dup);
 }
@@ -155,7 +155,7 @@ TEST(MqttSession, ExpiredMessagesAreDropped) {
   s.deliver(Delivery{m, 1, false, {}});
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s.takeSendable(10, out, expired);
+  s.takeSendable(10, SIZE_MAX, out, expired);
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(expired, 1u);
 }
@@ -165,14 +165,14 @@ TEST(MqttSession, Qos2OutboundFlow) {
   s.deliver(Delivery{message("x", 2), 2, false, {}});
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s.takeSendable(10, out, expired);
+  s.takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
   const auto id = out[0].packet_id;
   EXPECT_FALSE(s.pubcomp(id));  // PUBCOMP before PUBREC is not valid
   EXPECT_TRUE(s.pubrec(id));
   s.prepareResend();
   out.clear();
-  s.takeSendable(10, out, expired);
+  s.takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].pubrel);  // after a reconnect, the PUBREL is what is resent
   EXPECT_TRUE(s.pubcomp(id));
@@ -259,7 +259,7 @@ TEST_F(BrokerFixture, RetainedNoLocalAndOverlaps) {
   broker->subscribe(s, "r/#", "", {1, false, false, 7}, 0);
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s->takeSendable(10, out, expired);
+  s->takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].delivery.retain);
   EXPECT_EQ(out[0].delivery.subscription_ids, std::vector<std::uint32_t>{7});
@@ -268,7 +268,7 @@ TEST_F(BrokerFixture, RetainedNoLocalAndOverlaps) {
   auto m = message("r/2", 2);
   broker->publish(TenantId("A"), m);
   out.clear();
-  s->takeSendable(10, out, expired);
+  s->takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].delivery.qos, 2);
   EXPECT_EQ(out[0].delivery.subscription_ids.size(), 2u);
@@ -331,7 +331,7 @@ TEST_F(BrokerFixture, RpcOfflineQueuedAndReply) {
   broker->deviceReady(t, d);
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
-  s->takeSendable(10, out, expired);
+  s->takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
   const std::string topic = out[0].delivery.msg->topic;
   const auto id = static_cast<std::uint32_t>(std::stoul(topic.substr(topic.rfind('/') + 1)));

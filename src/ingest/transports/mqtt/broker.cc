@@ -22,6 +22,7 @@ struct Broker::DeviceEntry {
   DeviceId via_gateway;                          // sub-device announced by this gateway
   std::string name;                              // the sub-device's name at the gateway
   std::optional<std::int64_t> last_connect, last_disconnect, last_activity;
+  bool changed = false;  // listed in changed_
 };
 
 struct Broker::PendingRpc {
@@ -167,8 +168,8 @@ Broker::Opened Broker::openSession(const TenantId& tenant, const std::string& cl
     previous = old->sink();
     // A session belongs to one principal: another device (or an app) reusing the client id
     // starts afresh rather than inheriting its subscriptions.
-    const bool same_owner = old->kind() == kind && old->device() == device;
-    if (clean_start || !same_owner) {
+    if (old->kind() != kind || old->device() != device) return out;
+    if (clean_start) {
       removeSessionLocked(ts, old);
     } else {
       out.session = old;
@@ -181,10 +182,12 @@ Broker::Opened Broker::openSession(const TenantId& tenant, const std::string& cl
   }
   out.session->setExpiry(expiry_s);
   out.session->prepareResend();
-  lock.unlock();
-  // The previous connection (if any) learns it was taken over; it detaches itself later, and
-  // detach() ignores a sink that is no longer the session's.
+  // Attached under the tenant lock, so that neither the previous connection's close nor the
+  // expiry sweep can remove the session between its lookup and its attachment.
   out.session->attach(std::move(sink));
+  lock.unlock();
+  // The previous connection learns it was taken over; it detaches itself later, and detach()
+  // ignores a sink that is no longer the session's.
   if (previous) previous->kick(reason::kSessionTakenOver);
   return out;
 }
@@ -203,9 +206,18 @@ void Broker::removeSessionLocked(TenantSpace& ts, const std::shared_ptr<Session>
 
 void Broker::closeSession(const std::shared_ptr<Session>& session, const ClientSink* sink,
                           std::shared_ptr<const Message> will, std::uint32_t will_delay_s) {
-  session->detach(sink);
+  const bool was_attached = session->detach(sink);
   const std::uint32_t expiry = session->expiry();
+  // Taken over by a new connection: a delayed will is cancelled by that reconnection.
+  if (!was_attached && will_delay_s > 0) will.reset();
   if (will) {
+    // Message expiry of a will counts from its publication, not from CONNECT.
+    if (will->props.message_expiry_interval) {
+      auto copy = std::make_shared<Message>(*will);
+      copy->expires = std::chrono::steady_clock::now() + std::chrono::seconds(*will->props.message_expiry_interval);
+      copy->props.message_expiry_interval.reset();
+      will = std::move(copy);
+    }
     const std::uint32_t delay = std::min(will_delay_s, expiry);
     if (delay == 0) {
       publish(session->tenant(), std::move(will));
@@ -222,21 +234,25 @@ void Broker::closeSession(const std::shared_ptr<Session>& session, const ClientS
   }
 }
 
-void Broker::subscribe(const std::shared_ptr<Session>& session, const std::string& internal, const std::string& group,
+bool Broker::subscribe(const std::shared_ptr<Session>& session, const std::string& internal, const std::string& group,
                        const SubscriptionOptions& options, std::uint8_t retain_handling) {
   TenantSpace& ts = space(session->tenant());
   bool is_new;
   {
     std::unique_lock lock(ts.mutex);
+    // A session that was replaced must not come back into the tree (nothing would remove it).
+    auto it = ts.sessions.find(session->clientId());
+    if (it == ts.sessions.end() || it->second != session) return false;
     // The session records the internal filter (with its $share prefix) so that removal at the
     // session's end needs no knowledge of the client's topic rewriting.
     const std::string key = group.empty() ? internal : "$share/" + group + "/" + internal;
     is_new = session->addSubscription(key, options);
     ts.tree.add(internal, group, session, options);
   }
-  if (!group.empty() || retain_handling == 2 || (retain_handling == 1 && !is_new)) return;
+  if (!group.empty() || retain_handling == 2 || (retain_handling == 1 && !is_new)) return true;
   std::shared_lock lock(ts.mutex);
   deliverRetained(ts, session, internal, options);
+  return true;
 }
 
 void Broker::deliverRetained(TenantSpace& ts, const std::shared_ptr<Session>& session, std::string_view internal_filter,
@@ -276,26 +292,25 @@ std::size_t Broker::publish(const TenantId& tenant, std::shared_ptr<const Messag
   }
   // One delivery per session, at the highest QoS of its matching subscriptions, carrying every
   // matching subscription identifier (MQTT 5 section 3.3.4).
-  std::vector<std::pair<Session*, Delivery>> targets;
-  std::vector<std::shared_ptr<Session>> keep;
+  std::vector<std::pair<std::shared_ptr<Session>, Delivery>> targets;
+  std::unordered_map<const Session*, std::size_t> index;  // session -> position in targets
   {
     std::shared_lock lock(ts.mutex);
     ts.tree.match(msg->topic, [&](const TopicTree::Entry& e) {
-      Session* s = e.session.get();
+      const Session* s = e.session.get();
       if (!msg->origin_device.empty() && s->kind() == ClientKind::kDevice && s->device() == msg->origin_device) return;
       if (e.options.no_local && !msg->origin_client.empty() && s->clientId() == msg->origin_client) return;
       const std::uint8_t qos = std::min(msg->qos, e.options.qos);
       const bool retain = e.options.retain_as_published && msg->retain;
-      auto it = std::find_if(targets.begin(), targets.end(), [&](const auto& t) { return t.first == s; });
-      if (it == targets.end()) {
-        targets.emplace_back(s, Delivery{msg, qos, retain, {}});
-        keep.push_back(e.session);
-        it = targets.end() - 1;
+      auto [it, inserted] = index.try_emplace(s, targets.size());
+      if (inserted) {
+        targets.emplace_back(e.session, Delivery{msg, qos, retain, {}});
       } else {
-        it->second.qos = std::max(it->second.qos, qos);
-        it->second.retain = it->second.retain || retain;
+        Delivery& d = targets[it->second].second;
+        d.qos = std::max(d.qos, qos);
+        d.retain = d.retain || retain;
       }
-      if (e.options.subscription_id) it->second.subscription_ids.push_back(e.options.subscription_id);
+      if (e.options.subscription_id) targets[it->second].second.subscription_ids.push_back(e.options.subscription_id);
     });
   }
   std::size_t queued = 0;
@@ -317,7 +332,7 @@ bool Broker::hasSubscribers(const TenantId& tenant, std::string_view topic) cons
 }
 
 void Broker::telemetryStored(const ingest::DeviceRef& device, std::span<const storage::Point> points) {
-  activity(device.device_id);
+  activity(device.tenant_id, device.device_id);
   std::string topic = deviceTopicPrefix(device.device_id) + "telemetry";
   if (!hasSubscribers(device.tenant_id, topic)) return;
   auto msg = serverMessage(std::move(topic), pointsJson(points), 1);
@@ -326,7 +341,7 @@ void Broker::telemetryStored(const ingest::DeviceRef& device, std::span<const st
 }
 
 void Broker::attributesStored(const ingest::DeviceRef& device, std::string_view json_object) {
-  activity(device.device_id);
+  activity(device.tenant_id, device.device_id);
   std::string topic = deviceTopicPrefix(device.device_id) + "attributes";
   if (!hasSubscribers(device.tenant_id, topic)) return;
   auto msg = serverMessage(std::move(topic), std::string(json_object), 1);
@@ -342,6 +357,7 @@ void Broker::deviceConnected(const TenantId& tenant, const DeviceId& device, std
   e.sinks.push_back(sink);
   e.last_connect = nowMs();
   e.last_activity = e.last_connect;
+  markChanged(device, e);
 }
 
 void Broker::deviceDisconnected(const DeviceId& device, const ClientSink* sink) {
@@ -353,12 +369,15 @@ void Broker::deviceDisconnected(const DeviceId& device, const ClientSink* sink) 
     return !s || s.get() == sink;
   });
   it->second.last_disconnect = nowMs();
+  markChanged(device, it->second);
   // Sub-devices served by this gateway go offline with it.
   if (it->second.sinks.empty()) {
+    const auto when = it->second.last_disconnect;
     for (auto& [id, e] : devices_) {
       if (e.via_gateway == device) {
         e.via_gateway = DeviceId();
-        e.last_disconnect = it->second.last_disconnect;
+        e.last_disconnect = when;
+        markChanged(id, e);
       }
     }
   }
@@ -373,6 +392,7 @@ void Broker::subDeviceOnline(const TenantId& tenant, const DeviceId& gateway, co
   e.via_gateway = gateway;
   e.name = name;
   e.last_activity = nowMs();
+  markChanged(device, e);
 }
 
 void Broker::subDeviceOffline(const DeviceId& device) {
@@ -381,17 +401,49 @@ void Broker::subDeviceOffline(const DeviceId& device) {
   if (it == devices_.end() || it->second.via_gateway.empty()) return;
   it->second.via_gateway = DeviceId();
   it->second.last_disconnect = nowMs();
+  markChanged(device, it->second);
 }
 
-void Broker::activity(const DeviceId& device) {
+void Broker::activity(const TenantId& tenant, const DeviceId& device) {
   const std::int64_t now = nowMs();
   std::lock_guard lock(devices_mutex_);
   auto it = devices_.find(device);
-  if (it != devices_.end()) {
-    it->second.last_activity = now;
-  } else if (devices_.size() < 1000000) {
-    devices_[device].last_activity = now;
+  if (it == devices_.end()) {
+    if (devices_.size() >= kMaxTrackedDevices) return;
+    it = devices_.emplace(device, DeviceEntry{}).first;
+    it->second.tenant = tenant;
   }
+  it->second.last_activity = now;
+  markChanged(device, it->second);
+}
+
+void Broker::markChanged(const DeviceId& device, DeviceEntry& e) {
+  if (e.changed) return;
+  e.changed = true;
+  changed_.push_back(device);
+}
+
+std::vector<storage::DeviceActivity> Broker::takeChangedStates() {
+  std::vector<storage::DeviceActivity> out;
+  std::lock_guard lock(devices_mutex_);
+  out.reserve(changed_.size());
+  for (const DeviceId& id : changed_) {
+    auto it = devices_.find(id);
+    if (it == devices_.end()) continue;
+    it->second.changed = false;
+    if (it->second.tenant.empty()) continue;
+    out.push_back(storage::DeviceActivity{it->second.tenant, id, it->second.last_connect, it->second.last_disconnect,
+                                          it->second.last_activity});
+  }
+  changed_.clear();
+  // Offline devices need no live entry once their state is saved: the REST API falls back to
+  // the saved values, so the table holds connected devices and recent activity only.
+  std::erase_if(devices_, [](const auto& kv) {
+    const DeviceEntry& e = kv.second;
+    return !e.changed && e.via_gateway.empty() &&
+           std::none_of(e.sinks.begin(), e.sinks.end(), [](const auto& w) { return !w.expired(); });
+  });
+  return out;
 }
 
 bool Broker::online(const DeviceId& device) const {

@@ -30,6 +30,7 @@
 #include "ingest/device_channel.h"
 #include "ingest/transports/mqtt/session.h"
 #include "ingest/transports/mqtt/topic_tree.h"
+#include "storage/metadata_store.h"
 #include "storage/value.h"
 
 namespace sw::mqtt {
@@ -65,7 +66,8 @@ class Broker final : public ingest::DeviceChannel {
   };
   // Attaches sink to the session of (tenant, client_id), creating it or (clean_start) replacing
   // it. A connection already attached is kicked with 0x8E; a pending delayed will of that client
-  // is cancelled.
+  // is cancelled. A null session when the client id belongs to another device or application of
+  // the tenant (a device must not be able to end an application's session).
   Opened openSession(const TenantId& tenant, const std::string& client_id, ClientKind kind, const DeviceId& device,
                      bool clean_start, std::uint32_t expiry_s, std::shared_ptr<ClientSink> sink);
   // The connection ended. A session with expiry 0 is removed at once, otherwise kept until its
@@ -77,7 +79,8 @@ class Broker final : public ingest::DeviceChannel {
   // internal is the tenant-internal filter (device filters are rewritten), group the share
   // group or "". Sends retained messages per
   // retain_handling (0 always, 1 if new, 2 never; never for shared subscriptions).
-  void subscribe(const std::shared_ptr<Session>& session, const std::string& internal, const std::string& group,
+  // False when the session is no longer the tenant's session of its client id (taken over).
+  bool subscribe(const std::shared_ptr<Session>& session, const std::string& internal, const std::string& group,
                  const SubscriptionOptions& options, std::uint8_t retain_handling);
   bool unsubscribe(const std::shared_ptr<Session>& session, const std::string& internal, const std::string& group);
 
@@ -100,7 +103,9 @@ class Broker final : public ingest::DeviceChannel {
   void subDeviceOnline(const TenantId& tenant, const DeviceId& gateway, const DeviceId& device,
                        const std::string& name);
   void subDeviceOffline(const DeviceId& device);
-  void activity(const DeviceId& device);
+  void activity(const TenantId& tenant, const DeviceId& device);
+  // Connection state changed since the last call, to be saved in the metadata store.
+  std::vector<storage::DeviceActivity> takeChangedStates();
   // The device (or its gateway) can now receive RPC: send what was queued for it.
   void deviceReady(const TenantId& tenant, const DeviceId& device);
   // A reply from the device to server RPC id. False when no call waits for it.
@@ -135,6 +140,8 @@ class Broker final : public ingest::DeviceChannel {
   void sendRpc(const TenantId& tenant, const DeviceId& device, std::uint32_t id, const std::string& method,
                const std::string& params_json);
   bool online(const DeviceId& device) const;
+  void markChanged(const DeviceId& device, DeviceEntry& entry);  // holds devices_mutex_
+  static constexpr std::size_t kMaxTrackedDevices = 1000000;
 
   const Config& config_;
   MqttStats stats_;
@@ -144,6 +151,7 @@ class Broker final : public ingest::DeviceChannel {
 
   mutable std::mutex devices_mutex_;
   std::unordered_map<DeviceId, DeviceEntry> devices_;
+  std::vector<DeviceId> changed_;  // entries whose state changed since takeChangedStates()
 
   std::mutex rpc_mutex_;
   std::atomic<std::uint32_t> next_rpc_id_{1};

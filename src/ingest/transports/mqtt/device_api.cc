@@ -102,6 +102,9 @@ Result<ingest::DeviceRef> subDevice(DeviceApi api, const Identity& gw, GatewayCa
     if (!dev && dev.error().code == Code::kAlreadyExists) dev = api.metadata.findDeviceByName(gw.tenant, name);
   }
   if (!dev) return std::unexpected(dev.error());
+  // A gateway speaks only for its own sub-devices, not for every device of the tenant.
+  if (dev->gateway_id != gw.device.device_id)
+    return fail(Code::kPermissionDenied, "the device is not a sub-device of this gateway", "device");
   ingest::DeviceRef ref{dev->tenant_id, dev->id, dev->name, gw.device.max_msgs_per_s, dev->gateway};
   if (cache.by_name.size() >= kMaxGatewayCache) cache.by_name.clear();
   cache.by_name.emplace(name, ref);
@@ -197,10 +200,14 @@ std::uint8_t gatewayOp(DeviceApi api, const Identity& gw, const DeviceOp& op, Ga
   std::vector<std::pair<std::string, std::string>> per_device;
   for (auto [k, v] : simdjson::dom::object(root)) per_device.emplace_back(std::string(k), simdjson::minify(v));
   std::uint8_t result = reason::kSuccess;
+  // A storage failure must reach the client (no acknowledgement): no later error replaces it.
+  auto note = [&](std::uint8_t r) {
+    if (result != kReasonStorageFailed) result = r;
+  };
   for (auto& [name, payload] : per_device) {
     auto ref = subDevice(api, gw, cache, name, {}, true);
     if (!ref) {
-      result = reasonFor(ref.error());
+      note(reasonFor(ref.error()));
       continue;
     }
     api.broker.subDeviceOnline(gw.tenant, gw.device.device_id, ref->device_id, ref->name);
@@ -218,7 +225,7 @@ std::uint8_t gatewayOp(DeviceApi api, const Identity& gw, const DeviceOp& op, Ga
       ref = subDevice(api, gw, cache, name, {}, true);
       if (ref) st = store(*ref);
     }
-    if (!st) result = reasonFor(st.error());
+    if (!st) note(reasonFor(st.error()));
   }
   return result;
 }
@@ -293,6 +300,11 @@ std::string clientTopic(const Identity& id, const std::string& internal) {
     if (internal.starts_with(id.gateway_prefix)) return std::string(kGateway) + internal.substr(id.gateway_prefix.size());
   }
   return internal;
+}
+
+bool receivesRpc(const Identity& id, std::string_view internal_filter) {
+  return topicMatches(internal_filter, id.device_prefix + "rpc/request/1") ||
+         (id.device.gateway && topicMatches(internal_filter, id.gateway_prefix + "rpc"));
 }
 
 bool appMayPublish(const Identity& id, std::string_view topic) {
@@ -427,6 +439,18 @@ std::shared_ptr<Message> toMessage(Publish p, const std::string& client_id, cons
   return m;
 }
 
+namespace {
+// The broker starts a will's message expiry when it publishes the will, so the interval stays
+// a property here instead of becoming a deadline.
+std::shared_ptr<Message> willMessage(Publish p, const DeviceId& device) {
+  const auto expiry = p.props.message_expiry_interval;
+  auto m = toMessage(std::move(p), {}, device);
+  m->expires.reset();
+  m->props.message_expiry_interval = expiry;
+  return m;
+}
+}  // namespace
+
 std::shared_ptr<Message> makeWill(const Identity& id, const Will& will) {
   if (!validTopicName(will.topic)) return nullptr;
   Publish p;
@@ -437,12 +461,12 @@ std::shared_ptr<Message> makeWill(const Identity& id, const Will& will) {
   p.props = will.props;
   if (id.kind == ClientKind::kApp) {
     if (!appMayPublish(id, will.topic)) return nullptr;
-    return toMessage(std::move(p), {}, DeviceId());
+    return willMessage(std::move(p), DeviceId());
   }
   // A device's will goes to its own topics (routed, not stored).
   if (!will.topic.starts_with(kDeviceMe)) return nullptr;
   p.topic = id.device_prefix + will.topic.substr(kDeviceMe.size());
-  return toMessage(std::move(p), {}, id.device.device_id);
+  return willMessage(std::move(p), id.device.device_id);
 }
 
 }  // namespace sw::mqtt

@@ -66,6 +66,8 @@ std::optional<std::string> internalFilter(const Identity& id, std::string_view f
 // The topic a client sees for an internal topic.
 std::string clientTopic(const Identity& id, const std::string& internal);
 bool appMayPublish(const Identity& id, std::string_view topic);
+// True when a device's internal filter receives server-to-device RPC requests.
+bool receivesRpc(const Identity& id, std::string_view internal_filter);
 
 enum class DeviceOpKind : std::uint8_t {
   kTelemetry,

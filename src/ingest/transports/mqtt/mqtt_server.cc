@@ -32,6 +32,7 @@ constexpr std::size_t kMaxClientIdBytes = 256;
 constexpr std::size_t kOutputHighWater = 256 * 1024;  // stop taking queued messages beyond this
 constexpr std::size_t kMaxPendingOps = 1024;          // inbound messages awaiting storage
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+constexpr std::size_t kMaxSubscriptionsPerSession = 1000;
 
 // Per-worker scratch buffer for socket reads: an idle connection owns no read buffer.
 std::vector<std::uint8_t>& scratch() {
@@ -50,6 +51,9 @@ struct MqttServer::Impl {
   Broker& broker;
   AppAuthenticator app_auth;
   runtime::BlockingPool pool;
+  // CONNECT authentication (argon2 for MQTT basic credentials) apart from storage, so a flood
+  // of failing logins cannot delay acknowledgements.
+  runtime::BlockingPool auth_pool;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::atomic<bool> accepting{true};
   std::mutex conns_mutex;
@@ -66,10 +70,13 @@ struct MqttServer::Impl {
         broker(b),
         app_auth(std::move(a)),
         // One storage job per connection at most, plus CONNECT authentications.
-        pool(std::max(2, c.api_threads), c.mqtt_max_connections + 1024) {}
+        pool(std::max(2, c.api_threads), c.mqtt_max_connections + 1024),
+        auth_pool(2, 1024) {}
 
   awaitable<void> acceptLoop();
   void scheduleTick();
+  void saveStates();
+  std::uint64_t ticks = 0;
 };
 
 // One client connection. Lives on one worker's io_context; every member is touched only there
@@ -120,6 +127,7 @@ class Connection final : public ClientSink, public std::enable_shared_from_this<
       }
       self->startWrite();
       self->pump();
+      self->resume_.cancel();  // the read loop may wait for the output to drain
     });
   }
   void closeSocket() {
@@ -131,20 +139,31 @@ class Connection final : public ClientSink, public std::enable_shared_from_this<
   }
   // Sends DISCONNECT (v5 only, after CONNECT) and closes once it is written.
   void disconnect(std::uint8_t reason) {
-    if (closing_) return;
-    if (version_ == Version::k5 && connected_) sendPacket(Disconnect{reason, {}});
+    if (!closing_ && version_ == Version::k5 && connected_) sendPacket(Disconnect{reason, {}});
+    beginClose();
+  }
+  // Closes once what is queued is written, or after a deadline: a peer that does not read
+  // must not hold the socket (and its session) open forever.
+  void beginClose() {
     closing_ = true;
-    if (!writing_ && out_.empty()) closeSocket();
-    // A peer that does not read must not hold the socket open forever.
+    if (!writing_ && out_.empty()) {
+      closeSocket();
+      return;
+    }
     timer_.expires_after(std::chrono::seconds(5));
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code) {
-      if (self->closing_) self->closeSocket();
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->closeSocket();
     });
   }
   void pump();
 
   // ---- input ----
   awaitable<bool> readConnect();
+  // Lets a refusing CONNACK be written before the connection ends; always false.
+  awaitable<bool> drainThenFail() {
+    while (writing_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+    co_return false;
+  }
   awaitable<void> readLoop();
   bool handle(const FixedHeader& h, std::span<const std::uint8_t> body);  // false: stop
   bool onPublish(Publish p);
@@ -202,7 +221,10 @@ awaitable<void> MqttServer::Impl::acceptLoop() {
     auto [ec] = co_await acceptor->async_accept(socket, kTuple);
     if (ec) {
       if (!accepting || ec == asio::error::operation_aborted) break;
-      continue;  // e.g. EMFILE: keep accepting once descriptors free up
+      // e.g. EMFILE: wait for descriptors to free up instead of spinning.
+      asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(kTuple);
+      continue;
     }
     if (static_cast<std::size_t>(broker.stats().connections.load()) >= config.mqtt_max_connections) {
       boost::system::error_code ignored;
@@ -230,8 +252,18 @@ void MqttServer::Impl::scheduleTick() {
   ticker->async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     broker.tick();
+    // Every 5 s, connection state goes to the metadata store (off the I/O thread).
+    if (++ticks % 20 == 0) {
+      (void)pool.trySubmit([this] { saveStates(); });
+    }
     scheduleTick();
   });
+}
+
+void MqttServer::Impl::saveStates() {
+  auto states = broker.takeChangedStates();
+  if (auto st = metadata.recordDeviceActivity(states); !st)
+    logger("mqtt")->warn("msg=\"cannot save device state\" error=\"{}\"", st.error().message);
 }
 
 awaitable<void> Connection::run() {
@@ -273,7 +305,7 @@ awaitable<bool> Connection::readConnect() {
         if (auto* err = std::get_if<DecodeError>(&decoded)) {
           // The level decides how to refuse: 3.1.1 return code 1, MQTT 5 reason 0x84.
           if (err->reason == reason::kUnsupportedVersion) {
-            const bool v5 = in_.size() > h.header_size + 6 && static_cast<std::uint8_t>(in_[h.header_size + 6]) == 5;
+            const bool v5 = in_.size() > h.header_size + 6u && static_cast<std::uint8_t>(in_[h.header_size + 6]) == 5;
             version_ = v5 ? Version::k5 : Version::k311;
             sendPacket(Connack{false, v5 ? reason::kUnsupportedVersion : connack311::kBadProtocolVersion, {}});
             closing_ = true;
@@ -303,19 +335,16 @@ awaitable<bool> Connection::readConnect() {
     sendPacket(Connack{false, v5 ? v5_reason : v3_code, {}});
     closing_ = true;
   };
-  auto finishRefusal = [&]() -> awaitable<bool> {
-    while (writing_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
-    co_return false;
-  };
+
   if (connect->props.authentication_method) {
     refuse(kBadAuthenticationMethod, connack311::kNotAuthorized);
-    co_return co_await finishRefusal();
+    co_return co_await drainThenFail();
   }
   std::string client_id = connect->client_id;
   bool assigned = false;
   if (client_id.size() > kMaxClientIdBytes || (client_id.empty() && !v5 && !connect->clean_start)) {
     refuse(reason::kClientIdInvalid, connack311::kIdentifierRejected);
-    co_return co_await finishRefusal();
+    co_return co_await drainThenFail();
   }
   if (client_id.empty()) {
     client_id = "sw-" + security::randomToken(12);
@@ -323,22 +352,23 @@ awaitable<bool> Connection::readConnect() {
   }
   // Authentication may hit the metadata store and argon2: off the I/O thread.
   auto& srv = server_;
-  auto auth = co_await runtime::offload(srv.pool, [&srv, &connect, &client_id] {
+  auto auth = co_await runtime::offload(srv.auth_pool, [&srv, &connect, &client_id] {
     return authenticateClient(DeviceApi{srv.pipeline, srv.metadata, srv.broker}, srv.app_auth, srv.credentials,
                               *connect, client_id);
   });
+  if (closing_ || !socket_.is_open()) co_return false;  // timed out or shut down meanwhile
   if (!auth || !*auth) {
     const bool busy = !auth;
     refuse(busy ? reason::kServerBusy : reason::kNotAuthorized,
            busy ? connack311::kServerUnavailable : connack311::kNotAuthorized);
-    co_return co_await finishRefusal();
+    co_return co_await drainThenFail();
   }
   id_ = std::move(**auth);
   if (connect->will) {
     auto will = makeWill(id_, *connect->will);
     if (!will) {
       refuse(reason::kNotAuthorized, connack311::kNotAuthorized);
-      co_return co_await finishRefusal();
+      co_return co_await drainThenFail();
     }
     will_ = std::move(will);
     if (v5) will_delay_ = connect->will->props.will_delay_interval.value_or(0);
@@ -359,6 +389,11 @@ awaitable<bool> Connection::readConnect() {
   keep_alive_ = connect->keep_alive;
   auto opened = server_.broker.openSession(id_.tenant, client_id, id_.kind, id_.device.device_id,
                                            connect->clean_start, expiry, shared_from_this());
+  if (!opened.session) {
+    // The client id belongs to another device or application of the tenant.
+    refuse(reason::kClientIdInvalid, connack311::kIdentifierRejected);
+    co_return co_await drainThenFail();
+  }
   session_ = opened.session;
   connected_ = true;
   timer_.cancel();
@@ -402,10 +437,13 @@ void Connection::keepAliveCheck() {
 
 awaitable<void> Connection::readLoop() {
   while (socket_.is_open()) {
-    // Parse every complete packet already buffered.
+    // Parse every complete packet already buffered; the consumed prefix is erased once.
+    std::size_t pos = 0;
     while (!closing_) {
       FixedHeader h;
-      auto status = parseFixedHeader(std::span(reinterpret_cast<const std::uint8_t*>(in_.data()), in_.size()), h);
+      const auto* data = reinterpret_cast<const std::uint8_t*>(in_.data()) + pos;
+      const std::size_t avail = in_.size() - pos;
+      auto status = parseFixedHeader(std::span(data, avail), h);
       if (status == FrameStatus::kMalformed) {
         protocolError(reason::kMalformed);
         break;
@@ -415,12 +453,12 @@ awaitable<void> Connection::readLoop() {
         protocolError(reason::kPacketTooLarge);
         break;
       }
-      if (in_.size() < h.header_size + h.remaining_length) break;
-      auto body = std::span(reinterpret_cast<const std::uint8_t*>(in_.data()) + h.header_size, h.remaining_length);
-      const bool go_on = handle(h, body);
-      in_.erase(0, h.header_size + h.remaining_length);
+      if (avail < h.header_size + h.remaining_length) break;
+      const bool go_on = handle(h, std::span(data + h.header_size, h.remaining_length));
+      pos += h.header_size + h.remaining_length;
       if (!go_on) break;
     }
+    in_.erase(0, pos);
     if (in_.empty() && in_.capacity() > 4096) std::string().swap(in_);
     if (closing_) {
       // Wait until the final DISCONNECT is written (or the deadline closes the socket).
@@ -430,8 +468,10 @@ awaitable<void> Connection::readLoop() {
       }
       break;
     }
-    // Backpressure: while storage lags, stop reading from this client.
-    while (pending_.size() >= kMaxPendingOps && socket_.is_open()) {
+    // Backpressure: while storage lags or the client does not read what we send, stop reading
+    // from it (its acknowledgements and replies would otherwise pile up here).
+    while ((pending_.size() >= kMaxPendingOps || out_.size() + wbuf_.size() > kOutputHighWater) &&
+           socket_.is_open() && !closing_) {
       resume_.expires_at(std::chrono::steady_clock::time_point::max());
       co_await resume_.async_wait(kTuple);
     }
@@ -503,11 +543,11 @@ bool Connection::handle(const FixedHeader& h, std::span<const std::uint8_t> body
     return true;
   }
   if (auto* d = std::get_if<Disconnect>(&packet)) {
-    if (d->reason != reason::kDisconnectWithWill) unclean_ = false;
+    // Only a normal disconnection (0x00) discards the will (MQTT 5 section 3.14.2.1).
+    if (d->reason == reason::kSuccess) unclean_ = false;
     if (d->props.session_expiry_interval && session_->expiry() != 0)
       session_->setExpiry(std::min(*d->props.session_expiry_interval, server_.config.mqtt_max_session_expiry_s));
-    closing_ = true;
-    if (!writing_ && out_.empty()) closeSocket();
+    beginClose();
     return false;
   }
   (void)broker;
@@ -521,7 +561,7 @@ bool Connection::onPublish(Publish p) {
   broker.stats().received.inc();
   if (id_.kind == ClientKind::kDevice && last_rx_ - last_activity_ >= std::chrono::seconds(1)) {
     last_activity_ = last_rx_;  // at most once a second: the device table is shared by all workers
-    broker.activity(id_.device.device_id);
+    broker.activity(id_.tenant, id_.device.device_id);
   }
   if (p.qos > 0) {
     if (version_ == Version::k5 && inbound_inflight_ >= static_cast<std::size_t>(server_.config.mqtt_receive_maximum)) {
@@ -556,6 +596,9 @@ bool Connection::onPublish(Publish p) {
     return true;
   }
   if (p.qos > 0) ++inbound_inflight_;
+  // Recorded on arrival, not after storage: a resend (DUP) on a new connection while this one
+  // is still being stored must not be stored twice. Removed again if it is refused.
+  if (p.qos == 2) session_->inboundQos2Add(p.packet_id);
   const std::uint64_t seq = pending_base_ + pending_.size();
   pending_.push_back(Pending{p.qos, p.packet_id, false, 0});
 
@@ -606,6 +649,8 @@ void Connection::startJob() {
     std::vector<std::uint8_t> reasons =
         runDeviceOps(DeviceApi{srv.pipeline, srv.metadata, srv.broker}, self->id_, *ops, *self->gateway_cache_);
     asio::post(ex, [self, ops, reasons = std::move(reasons)] {
+      self->job_running_ = false;
+      if (!self->session_) return;  // the connection ended: the client resends what is unacknowledged
       for (std::size_t i = 0; i < ops->size(); ++i) {
         const std::uint64_t seq = (*ops)[i].seq;
         if (seq < self->pending_base_) continue;
@@ -613,7 +658,6 @@ void Connection::startJob() {
         p.done = true;
         p.reason = reasons[i];
       }
-      self->job_running_ = false;
       self->completeAcks();
       self->startJob();
     });
@@ -623,7 +667,9 @@ void Connection::startJob() {
     ops_ = std::move(*ops);
     job_running_ = false;
     auto retry = std::make_shared<asio::steady_timer>(ex, std::chrono::milliseconds(5));
-    retry->async_wait([self, retry](boost::system::error_code) { self->startJob(); });
+    retry->async_wait([self, retry](boost::system::error_code) {
+      if (self->session_ && self->socket_.is_open()) self->startJob();
+    });
   }
 }
 
@@ -649,10 +695,9 @@ void Connection::completeAcks() {
       sendPacket(Ack{PacketType::kPuback, p.id, reason, {}});
       if (inbound_inflight_ > 0) --inbound_inflight_;
     } else {
-      if (reason < 0x80) {
-        session_->inboundQos2Add(p.id);
-      } else if (inbound_inflight_ > 0) {
-        --inbound_inflight_;  // a refused QoS 2 message ends with the PUBREC
+      if (p.reason >= 0x80) {
+        session_->inboundQos2Release(p.id);  // a refused QoS 2 message ends with the PUBREC
+        if (inbound_inflight_ > 0) --inbound_inflight_;
       }
       sendPacket(Ack{PacketType::kPubrec, p.id, reason, {}});
     }
@@ -680,14 +725,24 @@ void Connection::onSubscribe(Subscribe s) {
       ack.reasons.push_back(v5 ? reason::kNotAuthorized : 0x80);
       continue;
     }
+    if (session_->subscriptionCount() + accepted.size() >= kMaxSubscriptionsPerSession) {
+      ack.reasons.push_back(v5 ? reason::kQuotaExceeded : 0x80);
+      continue;
+    }
     SubscriptionOptions o{std::min<std::uint8_t>(r.qos, 2), r.no_local, r.retain_as_published, sub_id};
     ack.reasons.push_back(o.qos);
     accepted.emplace_back(std::move(*internal), std::string(shared->group), o, r.retain_handling);
   }
   sendPacket(ack);
-  for (auto& [internal, group, o, rh] : accepted) server_.broker.subscribe(session_, internal, group, o, rh);
-  if (id_.kind == ClientKind::kDevice && !accepted.empty())
-    server_.broker.deviceReady(id_.tenant, id_.device.device_id);
+  bool rpc_ready = false;
+  for (auto& [internal, group, o, rh] : accepted) {
+    if (!server_.broker.subscribe(session_, internal, group, o, rh)) {
+      continue;  // the session was taken over meanwhile
+    }
+    rpc_ready = rpc_ready || (id_.kind == ClientKind::kDevice && receivesRpc(id_, internal));
+  }
+  // Queued RPC goes out once the device listens for it (not on an unrelated subscription).
+  if (rpc_ready) server_.broker.deviceReady(id_.tenant, id_.device.device_id);
 }
 
 void Connection::onUnsubscribe(Unsubscribe u) {
@@ -705,10 +760,11 @@ void Connection::onUnsubscribe(Unsubscribe u) {
 void Connection::pump() {
   if (!connected_ || closing_ || !session_ || !socket_.is_open()) return;
   if (out_.size() >= kOutputHighWater) return;  // resumed when the write completes
+  if (session_->sink().get() != this) return;   // taken over: the new connection sends
   const std::size_t window = std::min<std::size_t>(client_receive_max_, server_.config.mqtt_max_inflight);
   std::vector<Session::Outgoing> batch;
   std::uint64_t expired = 0;
-  session_->takeSendable(window, batch, expired);
+  session_->takeSendable(window, kOutputHighWater - out_.size(), batch, expired);
   auto& stats = server_.broker.stats();
   if (expired) stats.dropped_expired.inc(expired);
   const auto now = std::chrono::steady_clock::now();
@@ -801,6 +857,10 @@ void MqttServer::disconnectAll() {
   for (auto& c : conns) c->kick(reason::kServerShuttingDown);
 }
 
-void MqttServer::stop() { impl_->pool.stop(); }
+void MqttServer::stop() {
+  impl_->auth_pool.stop();
+  impl_->pool.stop();
+  impl_->saveStates();  // the last connection state, so it survives the restart
+}
 
 }  // namespace sw::mqtt

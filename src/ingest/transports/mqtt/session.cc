@@ -26,11 +26,12 @@ std::shared_ptr<Session::Sink> Session::sink() const {
   return sink_;
 }
 
-void Session::detach(const Sink* sink) {
+bool Session::detach(const Sink* sink) {
   std::lock_guard lock(mutex_);
-  if (sink_.get() != sink) return;
+  if (sink_.get() != sink) return false;
   sink_.reset();
   disconnected_at_ = std::chrono::steady_clock::now();
+  return true;
 }
 
 bool Session::connected() const {
@@ -69,6 +70,11 @@ std::map<std::string, SubscriptionOptions> Session::subscriptions() const {
   return subscriptions_;
 }
 
+std::size_t Session::subscriptionCount() const {
+  std::lock_guard lock(mutex_);
+  return subscriptions_.size();
+}
+
 std::uint16_t Session::nextPacketId() {
   // Caller holds the lock and guarantees fewer than 65535 ids are in flight.
   do {
@@ -77,21 +83,33 @@ std::uint16_t Session::nextPacketId() {
   return last_id_;
 }
 
-void Session::takeSendable(std::size_t inflight_window, std::vector<Outgoing>& out, std::uint64_t& expired_drops) {
+void Session::takeSendable(std::size_t inflight_window, std::size_t byte_budget, std::vector<Outgoing>& out,
+                           std::uint64_t& expired_drops) {
   std::lock_guard lock(mutex_);
+  // Retransmissions count against the (possibly smaller) window of the new connection.
+  std::size_t resent = 0;
+  bool pending_resend = false;
   for (auto& [id, f] : inflight_) {
     if (!f.resend) continue;
+    if (resent >= inflight_window) {
+      pending_resend = true;
+      break;
+    }
     f.resend = false;
+    ++resent;
     out.push_back(Outgoing{id, f.delivery, !f.released, f.released});
   }
+  if (pending_resend) return;
   const auto now = std::chrono::steady_clock::now();
-  while (!queue_.empty()) {
+  std::size_t bytes = 0;
+  while (!queue_.empty() && (bytes < byte_budget || out.empty())) {
     Delivery& d = queue_.front();
     if (d.msg->expires && *d.msg->expires <= now) {
       ++expired_drops;
       queue_.pop_front();
       continue;
     }
+    bytes += d.msg->payload.size() + d.msg->topic.size();
     if (d.qos == 0) {
       out.push_back(Outgoing{0, std::move(d), false, false});
       queue_.pop_front();

@@ -80,7 +80,8 @@ class Session {
   // Returns the sink that was attached before (a connection being taken over), if any.
   std::shared_ptr<Sink> attach(std::shared_ptr<Sink> sink);
   std::shared_ptr<Sink> sink() const;
-  void detach(const Sink* sink);  // no-op when another sink took over
+  // False (and no change) when another sink took over.
+  bool detach(const Sink* sink);
   bool connected() const;
 
   // Expiry of a disconnected session (seconds, 0 = ends with the connection).
@@ -93,17 +94,20 @@ class Session {
   bool addSubscription(const std::string& filter, const SubscriptionOptions& options);  // true if new
   bool removeSubscription(const std::string& filter);
   std::map<std::string, SubscriptionOptions> subscriptions() const;
+  std::size_t subscriptionCount() const;
 
   // What the connection may send now. out receives packets to write: retransmissions first
-  // (after a reconnect), then queued messages while the inflight window allows. Messages that
-  // expired are dropped (expired_drops incremented).
+  // (after a reconnect), then queued messages, while the inflight window allows and until about
+  // byte_budget payload bytes are taken (at least one message). Messages that expired are
+  // dropped (expired_drops incremented).
   struct Outgoing {
     std::uint16_t packet_id = 0;  // 0 for QoS 0
     Delivery delivery;
     bool dup = false;
     bool pubrel = false;  // resend a PUBREL instead of the PUBLISH
   };
-  void takeSendable(std::size_t inflight_window, std::vector<Outgoing>& out, std::uint64_t& expired_drops);
+  void takeSendable(std::size_t inflight_window, std::size_t byte_budget, std::vector<Outgoing>& out,
+                    std::uint64_t& expired_drops);
   // Marks every inflight message for retransmission (called when a connection attaches).
   void prepareResend();
 

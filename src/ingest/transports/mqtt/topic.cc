@@ -1,13 +1,21 @@
 #include "ingest/transports/mqtt/topic.h"
 
+#include <algorithm>
+
 namespace sw::mqtt {
 
+namespace {
+bool withinLevelLimit(std::string_view s) {
+  return static_cast<std::size_t>(std::count(s.begin(), s.end(), '/')) < kMaxTopicLevels;
+}
+}  // namespace
+
 bool validTopicName(std::string_view topic) {
-  return !topic.empty() && topic.find_first_of("+#") == std::string_view::npos;
+  return !topic.empty() && topic.find_first_of("+#") == std::string_view::npos && withinLevelLimit(topic);
 }
 
 bool validTopicFilter(std::string_view filter) {
-  if (filter.empty()) return false;
+  if (filter.empty() || !withinLevelLimit(filter)) return false;
   std::size_t start = 0;
   while (true) {
     const std::size_t end = filter.find('/', start);

@@ -80,6 +80,12 @@ CREATE TABLE mqtt_credentials (
   password_hash TEXT NOT NULL
 );
 )sql",
+    // 3: connection state of devices, saved periodically by the transports.
+    R"sql(
+ALTER TABLE devices ADD COLUMN last_connect INTEGER;
+ALTER TABLE devices ADD COLUMN last_disconnect INTEGER;
+ALTER TABLE devices ADD COLUMN last_activity INTEGER;
+)sql",
 };
 
 class Stmt {
@@ -111,6 +117,10 @@ class Stmt {
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
   }
   std::int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::optional<std::int64_t> optI64(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return sqlite3_column_int64(stmt_, col);
+  }
   double dbl(int col) const { return sqlite3_column_double(stmt_, col); }
   int rc() const { return rc_; }
 
@@ -182,9 +192,14 @@ Device readDevice(const Stmt& s) {
   d.created_at = s.i64(4);
   d.gateway = s.i64(5) != 0;
   d.gateway_id = DeviceId(s.text(6));
+  d.last_connect = s.optI64(7);
+  d.last_disconnect = s.optI64(8);
+  d.last_activity = s.optI64(9);
   return d;
 }
-constexpr const char* kDeviceCols = "id, tenant_id, name, type, created_at, gateway, COALESCE(gateway_id, '')";
+constexpr const char* kDeviceCols =
+    "id, tenant_id, name, type, created_at, gateway, COALESCE(gateway_id, ''), last_connect, last_disconnect, "
+    "last_activity";
 
 MqttCredential readMqttCredential(const Stmt& s) {
   return MqttCredential{TenantId(s.text(0)), DeviceId(s.text(1)), s.text(2), s.text(3), s.text(4)};
@@ -592,6 +607,32 @@ Result<Device> SqliteMetadataStore::findDeviceByName(const TenantId& tenant, con
   Device d = readDevice(s);
   if (auto st = loadLabels(d); !st) return std::unexpected(st.error());
   return d;
+}
+
+Status SqliteMetadataStore::recordDeviceActivity(const std::vector<DeviceActivity>& states) {
+  if (states.empty()) return ok();
+  std::lock_guard lock(mutex_);
+  if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return st;
+  for (const auto& a : states) {
+    Stmt s(db_,
+           "UPDATE devices SET last_connect = COALESCE(?, last_connect), last_disconnect = COALESCE(?, "
+           "last_disconnect), last_activity = COALESCE(?, last_activity) WHERE id = ? AND tenant_id = ?");
+    int i = 1;
+    for (const auto* v : {&a.last_connect, &a.last_disconnect, &a.last_activity}) {
+      if (*v)
+        s.bind(i, **v);
+      else
+        s.bindNull(i);
+      ++i;
+    }
+    s.bind(4, a.device_id.str()).bind(5, a.tenant_id.str());
+    if (s.step() != SQLITE_DONE) {
+      Error e = dbError(db_, "save device state");
+      (void)exec(db_, "ROLLBACK");
+      return std::unexpected(e);
+    }
+  }
+  return exec(db_, "COMMIT");
 }
 
 // ---- MQTT basic credentials ----

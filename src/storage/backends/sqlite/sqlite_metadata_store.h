@@ -43,6 +43,7 @@ class SqliteMetadataStore final : public MetadataStore {
                                          const std::string& token_hash) override;
 
   Result<Device> findDeviceByName(const TenantId& tenant, const std::string& name) override;
+  Status recordDeviceActivity(const std::vector<DeviceActivity>& states) override;
   Status putMqttCredential(const MqttCredential& credential) override;
   Result<MqttCredential> getMqttCredential(const TenantId& tenant, const DeviceId& device) override;
   Status deleteMqttCredential(const TenantId& tenant, const DeviceId& device) override;
