@@ -1,5 +1,8 @@
 #include "api/http_server.h"
 
+#include "runtime/listener.h"
+#include "runtime/offload.h"
+
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -19,23 +22,6 @@ using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-// Runs fn on the pool and resumes the coroutine on its own executor with the result; nullopt
-// when the pool refused the task (queue full or stopping).
-template <typename F>
-awaitable<std::optional<Response>> offload(runtime::BlockingPool& pool, F fn) {
-  auto ex = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(std::optional<Response>)>(
-      [&pool, ex](auto handler, F fn) mutable {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        bool queued = pool.trySubmit([h, ex, fn = std::move(fn)]() mutable {
-          std::optional<Response> r(fn());
-          asio::post(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-        });
-        if (!queued) asio::post(ex, [h]() mutable { (*h)(std::optional<Response>()); });
-      },
-      asio::use_awaitable, std::move(fn));
-}
 
 // Where a deferred response (Response::deferred) meets the connection waiting for it. The
 // completion may come from any thread at any time, also after the connection ended.
@@ -269,7 +255,7 @@ struct HttpServer::Impl {
         res = problem(400, "invalid_argument", "malformed percent-encoding in the request target");
       } else {
         ++owner.inflight_;
-        res = co_await offload(pool, [this, &r] {
+        res = co_await runtime::offload(pool, [this, &r] {
           try {
             return router.handle(r);
           } catch (const std::exception& e) {  // e.g. bad_alloc: answer 500, keep the process
@@ -307,21 +293,10 @@ HttpServer::~HttpServer() = default;
 
 Result<int> HttpServer::start() {
   auto& ctx = impl_->workers.at(0);
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(impl_->config.http_bind, ec);
-  if (ec)
-    return fail(Code::kInvalidArgument, fmt::format("http.bind '{}' is not an IP address", impl_->config.http_bind));
-  tcp::endpoint ep(address, static_cast<unsigned short>(impl_->config.http_port));
-  auto acceptor = std::make_unique<tcp::acceptor>(ctx);
-  acceptor->open(ep.protocol(), ec);
-  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(ep, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return fail(Code::kUnavailable, fmt::format("cannot listen on {}:{}: {}", impl_->config.http_bind,
-                                                impl_->config.http_port, ec.message()));
-  int port = acceptor->local_endpoint().port();
-  impl_->acceptor = std::move(acceptor);
+  auto acceptor = runtime::listenTcp(ctx, impl_->config.http_bind, impl_->config.http_port, "http");
+  if (!acceptor) return std::unexpected(acceptor.error());
+  int port = (*acceptor)->local_endpoint().port();
+  impl_->acceptor = std::move(*acceptor);
   asio::co_spawn(ctx, impl_->acceptLoop(), asio::detached);
   return port;
 }

@@ -11,32 +11,6 @@ namespace sw::api {
 
 namespace json = boost::json;
 
-void appendEscaped(std::string& out, std::string_view s) {
-  out.push_back('"');
-  // Text from a request (a key in a query string) may not be UTF-8; escaping its high bytes
-  // keeps the response valid JSON.
-  const bool utf8 = ingest::validUtf8(s);
-  for (char c : s) {
-    if (!utf8 && static_cast<unsigned char>(c) >= 0x80) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        else
-          out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
-
 void JsonWriter::separate() {
   if (need_comma_) out_.push_back(',');
   need_comma_ = true;
@@ -65,14 +39,14 @@ JsonWriter& JsonWriter::endArray() {
 }
 JsonWriter& JsonWriter::key(std::string_view k) {
   separate();
-  appendEscaped(out_, k);
+  ingest::appendJsonString(out_, k);
   out_.push_back(':');
   need_comma_ = false;
   return *this;
 }
 JsonWriter& JsonWriter::string(std::string_view s) {
   separate();
-  appendEscaped(out_, s);
+  ingest::appendJsonString(out_, s);
   return *this;
 }
 JsonWriter& JsonWriter::integer(std::int64_t v) {

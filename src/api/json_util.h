@@ -36,8 +36,6 @@ class JsonWriter {
   bool need_comma_ = false;
 };
 
-void appendEscaped(std::string& out, std::string_view s);
-
 // Parses a request body that must be a JSON object.
 Result<boost::json::object> parseObject(std::string_view body);
 // Typed field access; missing optional fields give nullopt, wrong types invalid_argument.

@@ -58,4 +58,31 @@ bool validTimestamp(std::int64_t ts) {
   return ts >= 0 && ts <= kMaxTimestampMs;
 }
 
+void appendJsonString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  // Text from a request (a key in a query string) may not be UTF-8; escaping its high bytes
+  // keeps the response valid JSON.
+  const bool utf8 = validUtf8(s);
+  for (char c : s) {
+    if (!utf8 && static_cast<unsigned char>(c) >= 0x80) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        else
+          out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+
 }  // namespace sw::ingest

@@ -14,5 +14,8 @@ Status validateKey(std::string_view key, const DecodeLimits& limits, const std::
 inline constexpr std::int64_t kMaxTimestampMs = 253402300799999;
 bool validTimestamp(std::int64_t ts);
 bool validUtf8(std::string_view s);
+// Appends s as a quoted JSON string; bytes that are not UTF-8 are escaped one by one, so the
+// output is valid JSON whatever s holds.
+void appendJsonString(std::string& out, std::string_view s);
 
 }  // namespace sw::ingest

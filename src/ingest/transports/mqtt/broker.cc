@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/clock.h"
+#include "ingest/codecs/codec_util.h"
 #include "ingest/transports/mqtt/topic.h"
 
 namespace sw::mqtt {
@@ -46,23 +47,8 @@ namespace {
 constexpr std::size_t kMaxQueuedRpcPerDevice = 100;
 
 std::string jsonString(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  std::string out;
+  ingest::appendJsonString(out, s);
   return out;
 }
 
@@ -76,7 +62,7 @@ void appendValue(const storage::Value& v, std::string& out) {
   } else if (const bool* b = std::get_if<bool>(&v)) {
     out += *b ? "true" : "false";
   } else if (const std::string* s = std::get_if<std::string>(&v)) {
-    out += jsonString(*s);
+    ingest::appendJsonString(out, *s);
   } else {
     out += std::get<storage::JsonText>(v).text;
   }
@@ -93,7 +79,7 @@ std::string pointsJson(std::span<const storage::Point> points) {
     for (; i < points.size() && points[i].ts == ts; ++i) {
       if (!first) out += ',';
       first = false;
-      out += jsonString(points[i].key);
+      ingest::appendJsonString(out, points[i].key);
       out += ':';
       appendValue(points[i].value, out);
     }

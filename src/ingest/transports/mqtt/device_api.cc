@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "ingest/codecs/codec_util.h"
 #include "ingest/codecs/simdjson_util.h"
 #include "ingest/transports/mqtt/topic.h"
 #include "security/crypto.h"
@@ -67,19 +68,7 @@ std::shared_ptr<Message> fromServer(std::string topic, std::string payload) {
 
 std::string jsonQuote(std::string_view s) {
   std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
+  ingest::appendJsonString(out, s);
   return out;
 }
 

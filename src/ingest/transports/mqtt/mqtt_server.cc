@@ -16,6 +16,7 @@
 #include "ingest/transports/mqtt/device_api.h"
 #include "ingest/transports/mqtt/packet.h"
 #include "ingest/transports/mqtt/topic.h"
+#include "runtime/listener.h"
 #include "runtime/offload.h"
 #include "security/crypto.h"
 
@@ -815,21 +816,10 @@ MqttServer::~MqttServer() = default;
 
 Result<int> MqttServer::start() {
   auto& ctx = impl_->workers.at(0);
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(impl_->config.mqtt_bind, ec);
-  if (ec)
-    return fail(Code::kInvalidArgument, fmt::format("mqtt.bind '{}' is not an IP address", impl_->config.mqtt_bind));
-  tcp::endpoint ep(address, static_cast<unsigned short>(impl_->config.mqtt_port));
-  auto acceptor = std::make_unique<tcp::acceptor>(ctx);
-  acceptor->open(ep.protocol(), ec);
-  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor->bind(ep, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return fail(Code::kUnavailable, fmt::format("cannot listen on {}:{}: {}", impl_->config.mqtt_bind,
-                                                impl_->config.mqtt_port, ec.message()));
-  const int port = acceptor->local_endpoint().port();
-  impl_->acceptor = std::move(acceptor);
+  auto acceptor = runtime::listenTcp(ctx, impl_->config.mqtt_bind, impl_->config.mqtt_port, "mqtt");
+  if (!acceptor) return std::unexpected(acceptor.error());
+  const int port = (*acceptor)->local_endpoint().port();
+  impl_->acceptor = std::move(*acceptor);
   asio::co_spawn(ctx, impl_->acceptLoop(), asio::detached);
   impl_->ticker = std::make_unique<asio::steady_timer>(ctx);
   asio::post(ctx, [impl = impl_.get()] { impl->scheduleTick(); });
