@@ -13,9 +13,11 @@
 //            then disconnects.
 // Payload: a JSON object padded to --payload-bytes, always the same five keys
 //   {"temperature":21.5,"humidity":40.1,"seq":123,"t_us":4567.0,"pad":"xxxx"}
-// t_us is the scheduled send time in microseconds since this process started (steady clock), as
+// t_us is the send time in microseconds since this process started (steady clock; in latency mode
+// the scheduled time, so a late client counts against the latency, not for it), as
 // a number a double holds exactly, so it survives a broker that re-encodes the JSON (Sensoworks
-// delivers [{"ts":ms,"values":{...}}] to applications).
+// delivers [{"ts":ms,"values":{...}}] to applications, one PUBLISH per storage batch of a device,
+// so the subscriber counts messages by their "t_us" keys, not by PUBLISH packets).
 //
 // Packets are encoded and decoded with the server's own codec (ingest/transports/mqtt/packet.h).
 // The codec decodes what a server receives; the few server-to-client packets it does not decode
@@ -41,8 +43,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -70,9 +72,9 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr std::size_t kHighWater = 64 * 1024;  // a connection's unsent bytes before its writer waits
-constexpr int kBatch = 64;                      // PUBLISHes encoded per writer turn
-constexpr std::uint16_t kPidSlots = 1024;       // send-time slots per connection (window must be below)
+constexpr std::size_t kHighWater = 64 * 1024;        // a connection's unsent bytes before its writer waits
+constexpr int kBatch = 64;                           // PUBLISHes encoded per writer turn
+constexpr std::uint16_t kPidSlots = 1024;            // send-time slots per connection (window must be below)
 constexpr std::uint16_t kPidCycle = 63 * kPidSlots;  // packet ids 1..kPidCycle, so pid % kPidSlots is unique
 
 enum class Mode { kFanin, kLatency, kIdle };
@@ -97,7 +99,7 @@ struct Options {
   int keepalive_s = 60;
   int threads = 1;
   int connect_concurrency = 256;
-  int sndbuf = 0;  // SO_SNDBUF of publisher sockets (0: kernel default)
+  int sndbuf = 0;       // SO_SNDBUF of publisher sockets (0: kernel default)
   double hold_s = 600;  // idle mode: upper bound on the hold
   double drain_s = 15;
   mqtt::Version version = mqtt::Version::k311;
@@ -105,17 +107,16 @@ struct Options {
 };
 
 void usage() {
-  std::cerr
-      << "usage: sw_mqtt_loadgen --mode fanin|latency|idle --target sensoworks|mosquitto --port PORT\n"
-         "         [--host 127.0.0.1] [--clients 100] [--qos 0|1] [--window 32] [--duration 10] [--warmup 2]\n"
-         "         [--rate 10000] [--payload-bytes 100] [--subscriber] [--tokens FILE] [--app-password JWT]\n"
-         "         [--keepalive 60] [--threads 1] [--connect-concurrency 256] [--hold-seconds 600]\n"
-         "         [--drain-seconds 15] [--mqtt-version 4|5] [--client-prefix P]\n"
-         "  sensoworks: publishers are devices (username = token from --tokens, client i uses line i % lines),\n"
-         "              topic v1/devices/me/telemetry; the subscriber is an application (username app,\n"
-         "              password --app-password) on sw/v1/devices/+/telemetry\n"
-         "  mosquitto:  publisher i on bench/{i}/telemetry, the subscriber on bench/#, no credentials\n"
-         "  latency mode always has a subscriber; idle mode connects --clients and holds them\n";
+  std::cerr << "usage: sw_mqtt_loadgen --mode fanin|latency|idle --target sensoworks|mosquitto --port PORT\n"
+               "         [--host 127.0.0.1] [--clients 100] [--qos 0|1] [--window 32] [--duration 10] [--warmup 2]\n"
+               "         [--rate 10000] [--payload-bytes 100] [--subscriber] [--tokens FILE] [--app-password JWT]\n"
+               "         [--keepalive 60] [--threads 1] [--connect-concurrency 256] [--hold-seconds 600]\n"
+               "         [--drain-seconds 15] [--mqtt-version 4|5] [--client-prefix P]\n"
+               "  sensoworks: publishers are devices (username = token from --tokens, client i uses line i % lines),\n"
+               "              topic v1/devices/me/telemetry; the subscriber is an application (username app,\n"
+               "              password --app-password) on sw/v1/devices/+/telemetry\n"
+               "  mosquitto:  publisher i on bench/{i}/telemetry, the subscriber on bench/#, no credentials\n"
+               "  latency mode always has a subscriber; idle mode connects --clients and holds them\n";
 }
 
 std::optional<Options> parseArgs(int argc, char** argv) {
@@ -249,7 +250,8 @@ struct Shared {
   std::atomic<std::int64_t> publish_start_us{0};  // when publishers were released
 
   std::atomic<int> connected{0}, connect_failed{0}, handshakes_done{0}, closed{0};
-  std::atomic<std::int64_t> sent{0}, acked{0}, received{0};  // totals over the whole run
+  std::atomic<std::int64_t> sent{0}, acked{0}, received{0};  // totals over the whole run (messages)
+  std::atomic<std::int64_t> received_packets{0};             // PUBLISH packets the subscriber got
   std::atomic<std::int64_t> sent_window{0}, acked_window{0}, received_window{0};
   std::atomic<std::int64_t> inflight{0};
   std::atomic<std::int64_t> bad_acks{0}, protocol_errors{0}, lost_connections{0}, pings{0};
@@ -277,17 +279,19 @@ std::uint64_t nextRandom(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-// Reads a number that follows `"key":` in a JSON text (raw or as re-encoded by a broker).
-std::optional<double> findNumber(std::string_view text, std::string_view quoted_key) {
-  auto pos = text.find(quoted_key);
-  if (pos == std::string_view::npos) return std::nullopt;
-  pos += quoted_key.size();
+// Reads the number after the `:` that follows a key in a JSON text (raw, or as re-encoded by a
+// broker: "t_us":12.0, "t_us": 12, "t_us":1.2E1).
+std::optional<double> readNumber(std::string_view text) {
+  std::size_t pos = 0;
   while (pos < text.size() && (text[pos] == ' ' || text[pos] == ':')) ++pos;
   if (pos >= text.size()) return std::nullopt;
-  std::string num(text.substr(pos, std::min<std::size_t>(32, text.size() - pos)));
+  char buf[40];
+  const std::size_t n = std::min(sizeof(buf) - 1, text.size() - pos);
+  std::memcpy(buf, text.data() + pos, n);
+  buf[n] = 0;
   char* end = nullptr;
-  double v = std::strtod(num.c_str(), &end);
-  if (end == num.c_str()) return std::nullopt;
+  double v = std::strtod(buf, &end);
+  if (end == buf) return std::nullopt;
   return v;
 }
 
@@ -314,7 +318,8 @@ class Client {
     co_await asio::async_connect(socket_, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return fail(fmt::format("connect: {}", ec.message()));
     socket_.set_option(tcp::no_delay(true), ec);
-    if (o_.sndbuf > 0 && role_ == Role::kPublisher) socket_.set_option(asio::socket_base::send_buffer_size(o_.sndbuf), ec);
+    if (o_.sndbuf > 0 && role_ == Role::kPublisher)
+      socket_.set_option(asio::socket_base::send_buffer_size(o_.sndbuf), ec);
 
     mqtt::Connect c;
     c.version = o_.version;
@@ -330,7 +335,8 @@ class Client {
         c.username = o_.tokens[static_cast<std::size_t>(index_) % o_.tokens.size()];
       }
     } else {
-      c.client_id = role_ == Role::kSubscriber ? o_.client_prefix + "sub" : fmt::format("{}{}", o_.client_prefix, index_);
+      c.client_id =
+          role_ == Role::kSubscriber ? o_.client_prefix + "sub" : fmt::format("{}{}", o_.client_prefix, index_);
     }
     std::string out;
     mqtt::encode(mqtt::Packet{std::move(c)}, o_.version, out);
@@ -399,8 +405,8 @@ class Client {
  private:
   bool fail(std::string msg) {
     sh_.connect_failed.fetch_add(1, std::memory_order_relaxed);
-    sh_.error(fmt::format("client {}: {}", role_ == Role::kSubscriber ? std::string("sub") : std::to_string(index_),
-                          msg));
+    sh_.error(
+        fmt::format("client {}: {}", role_ == Role::kSubscriber ? std::string("sub") : std::to_string(index_), msg));
     boost::system::error_code ignored;
     socket_.close(ignored);
     return false;
@@ -560,20 +566,35 @@ class Client {
                             packet ? "not a publish" : std::get<mqtt::DecodeError>(decoded).message));
       return;
     }
+    // One PUBLISH may carry several of our messages: Sensoworks hands applications what one
+    // storage batch of a device held, as one JSON array. Every "t_us" is one message.
     const std::int64_t now = sh_.nowUs();
-    sh_.received.fetch_add(1, std::memory_order_relaxed);
-    if (sh_.currentPhase() == kMeasure) sh_.received_window.fetch_add(1, std::memory_order_relaxed);
-    if (o_.mode == Mode::kLatency) {
-      if (auto t = findNumber(pub->payload, "\"t_us\"")) {
+    std::int64_t messages = 0;
+    std::string_view rest = pub->payload;
+    const std::int64_t win_start = sh_.window_start_us.load(std::memory_order_relaxed);
+    const std::int64_t win_end = sh_.window_end_us.load(std::memory_order_relaxed);
+    for (;;) {
+      constexpr std::string_view kKey = "\"t_us\"";
+      auto pos = rest.find(kKey);
+      if (pos == std::string_view::npos) break;
+      rest.remove_prefix(pos + kKey.size());
+      ++messages;
+      if (o_.mode != Mode::kLatency) continue;
+      if (auto t = readNumber(rest)) {
         auto sent = static_cast<std::int64_t>(*t);
-        if (sent >= sh_.window_start_us.load(std::memory_order_relaxed) &&
-            sent < sh_.window_end_us.load(std::memory_order_relaxed)) {
+        if (sent >= win_start && sent < win_end)
           latencies_us_.push_back(static_cast<std::uint32_t>(std::max<std::int64_t>(0, now - sent)));
-        }
       } else {
         sh_.parse_failures.fetch_add(1, std::memory_order_relaxed);
       }
     }
+    if (messages == 0) {
+      sh_.parse_failures.fetch_add(1, std::memory_order_relaxed);
+      messages = 1;
+    }
+    sh_.received.fetch_add(messages, std::memory_order_relaxed);
+    sh_.received_packets.fetch_add(1, std::memory_order_relaxed);
+    if (sh_.currentPhase() == kMeasure) sh_.received_window.fetch_add(messages, std::memory_order_relaxed);
     if (pub->qos == 1) {
       mqtt::Ack a;
       a.type = mqtt::PacketType::kPuback;
@@ -605,9 +626,9 @@ class Client {
     auto& pub = std::get<mqtt::Publish>(packet_);
     std::string& p = pub.payload;
     p.clear();
-    fmt::format_to(std::back_inserter(p), "{{\"temperature\":{}.{},\"humidity\":{}.{},\"seq\":{},\"t_us\":{}.0,\"pad\":\"",
-                   temperature_ / 10, std::abs(temperature_ % 10), humidity_ / 10, std::abs(humidity_ % 10), seq_,
-                   t_us);
+    fmt::format_to(std::back_inserter(p),
+                   "{{\"temperature\":{}.{},\"humidity\":{}.{},\"seq\":{},\"t_us\":{}.0,\"pad\":\"", temperature_ / 10,
+                   std::abs(temperature_ % 10), humidity_ / 10, std::abs(humidity_ % 10), seq_, t_us);
     const std::size_t tail = 2;  // "}
     if (p.size() + tail < static_cast<std::size_t>(o_.payload_bytes))
       p.append(static_cast<std::size_t>(o_.payload_bytes) - p.size() - tail, 'x');
@@ -674,7 +695,8 @@ class Client {
         int n = o_.qos == 1 ? std::min(kBatch, o_.window - inflight_) : kBatch;
         for (int i = 0; i < n; ++i) appendPublish(sh_.nowUs());
         startWriting();
-        if (writing_ && pending_.size() >= kHighWater) co_await waitWake(Clock::now() + 50ms);
+        if (writing_ && pending_.size() >= kHighWater)
+          co_await waitWake(Clock::now() + 50ms);
         else if (o_.qos == 0) {
           // Let the reader and the other connections of this thread run between batches.
           co_await asio::post(socket_.get_executor(), asio::use_awaitable);
@@ -731,10 +753,11 @@ std::string latencyJson(std::vector<std::uint32_t>& v) {
   double mx = *std::max_element(v.begin(), v.end()) / 1000.0;
   double sum = 0;
   for (auto x : v) sum += x;
-  return fmt::format("{{\"samples\":{},\"p50\":{:.3f},\"p90\":{:.3f},\"p99\":{:.3f},\"p999\":{:.3f},\"max\":{:.3f},"
-                     "\"mean\":{:.3f}}}",
-                     v.size(), percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99), percentile(v, 0.999), mx,
-                     sum / static_cast<double>(v.size()) / 1000.0);
+  return fmt::format(
+      "{{\"samples\":{},\"p50\":{:.3f},\"p90\":{:.3f},\"p99\":{:.3f},\"p999\":{:.3f},\"max\":{:.3f},"
+      "\"mean\":{:.3f}}}",
+      v.size(), percentile(v, 0.5), percentile(v, 0.9), percentile(v, 0.99), percentile(v, 0.999), mx,
+      sum / static_cast<double>(v.size()) / 1000.0);
 }
 
 std::string jsonEscape(std::string_view s) {
@@ -877,8 +900,8 @@ int main(int argc, char** argv) {
     const auto d0 = Clock::now();
     // QoS 1: every PUBLISH acknowledged. Subscriber: everything routed has arrived (QoS 1: as many
     // as were sent; otherwise until nothing arrived for a second).
-    if (o.qos == 1) drained = waitFor([&] { return sh.inflight.load() == 0 || sh.lost_connections.load() > 0; },
-                                      o.drain_s);
+    if (o.qos == 1)
+      drained = waitFor([&] { return sh.inflight.load() == 0 || sh.lost_connections.load() > 0; }, o.drain_s);
     // From the publishers' release to the last PUBACK (QoS 0: to the end of the window).
     publish_s = std::chrono::duration<double>(Clock::now() - p0).count();
     if (subscriber) {
@@ -930,8 +953,9 @@ int main(int argc, char** argv) {
       "{{\"mode\":\"{}\",\"target\":\"{}\",\"clients\":{},\"threads\":{},\"qos\":{},\"window\":{},\"payload_bytes\":{},"
       "\"mqtt_version\":{},\"subscriber\":{},\"rate_target\":{},\"keepalive_s\":{},"
       "\"connected\":{},\"connect_failed\":{},\"connect_seconds\":{:.3f},"
-      "\"warmup_s\":{},\"duration_s\":{:.3f},\"window_start_mono\":{:.6f},\"window_end_mono\":{:.6f},\"publish_seconds\":{:.3f},\"drain_wait_s\":{:.3f},\"drained\":{},"
-      "\"sent_total\":{},\"acked_total\":{},\"published_total\":{},\"received_total\":{},"
+      "\"warmup_s\":{},\"duration_s\":{:.3f},\"window_start_mono\":{:.6f},\"window_end_mono\":{:.6f},\"publish_"
+      "seconds\":{:.3f},\"drain_wait_s\":{:.3f},\"drained\":{},"
+      "\"sent_total\":{},\"acked_total\":{},\"published_total\":{},\"received_total\":{},\"received_packets\":{},"
       "\"sent_window\":{},\"published_window\":{},\"received_window\":{},"
       "\"published_per_s\":{:.1f},\"received_per_s\":{:.1f},"
       "\"latency_ms\":{},\"puback_ms\":{},\"parse_failures\":{},"
@@ -940,9 +964,10 @@ int main(int argc, char** argv) {
       mode, o.target == Target::kSensoworks ? "sensoworks" : "mosquitto", o.clients, o.threads, o.qos, o.window,
       o.payload_bytes, static_cast<int>(o.version), o.subscriber ? "true" : "false",
       o.mode == Mode::kLatency ? fmt::format("{}", o.rate) : std::string("null"), o.keepalive_s, connected, failed,
-      connect_s, o.warmup_s, measured_s, window_start_mono, window_end_mono, publish_s, drain_wait_s, drained ? "true" : "false", sh.sent.load(),
-      sh.acked.load(), published_total, sh.received.load(), sh.sent_window.load(), published_window,
-      sh.received_window.load(), measured_s > 0 ? published_window / measured_s : 0.0,
+      connect_s, o.warmup_s, measured_s, window_start_mono, window_end_mono, publish_s, drain_wait_s,
+      drained ? "true" : "false", sh.sent.load(), sh.acked.load(), published_total, sh.received.load(),
+      sh.received_packets.load(), sh.sent_window.load(), published_window, sh.received_window.load(),
+      measured_s > 0 ? published_window / measured_s : 0.0,
       measured_s > 0 ? sh.received_window.load() / measured_s : 0.0, latencyJson(lat), latencyJson(ack_lat),
       sh.parse_failures.load(), sh.bad_acks.load(), sh.protocol_errors.load(), sh.lost_connections.load(),
       sh.pings.load(), cpu_user_s, cpu_sys_s, ok ? "true" : "false",

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Sensoworks vs InfluxDB 1.x side by side on this machine (`make bench`).
-# Builds nothing: needs build/sensoworks and build/sw_loadgen, and /usr/bin/influxd (Debian `influxdb`).
-# Starts both servers on free 127.0.0.1 ports with data in a temp dir, measures them one after
-# the other (bench/bench.py), prints a table and writes bench/results/latest.json.
+# Sensoworks side by side with its peers on this machine (`make bench`):
+#   1. time-series ingest and queries vs InfluxDB 1.x (bench/bench.py, sw_loadgen)
+#   2. MQTT broker vs Mosquitto 2.0 (bench/mqtt_bench.py, sw_mqtt_loadgen)
+# Builds nothing: needs build/sensoworks, build/sw_loadgen, build/sw_mqtt_loadgen, /usr/bin/influxd
+# (Debian `influxdb`) and /usr/sbin/mosquitto (Debian `mosquitto`, with mosquitto-clients).
+# Starts every server on free 127.0.0.1 ports with data in a temp dir, measures them one after
+# the other, prints tables and writes bench/results/latest.json and bench/results/mqtt-latest.json.
 #
 # Environment:
 #   BENCH_DEVICES (100)  BENCH_HOURS (6)  BENCH_CONNECTIONS (16)   data set and ingest parallelism
 #   BENCH_QUERY_REPEATS (20)  BENCH_RAW_REPEATS (5)                 repetitions (median reported)
 #   BENCH_INGEST_MAX_S (900)  BENCH_SETTLE_MAX_S (120)              per-phase bounds
-#   BENCH_TIMEOUT_S (3000)                                          bound for the whole run
-#   BENCH_BUILD_DIR (build)  BENCH_OUT (bench/results/latest.json)  BENCH_ONLY (both|sensoworks|influx)
-#   BENCH_SW_BIN, BENCH_LOADGEN, BENCH_INFLUXD                      binaries (default: build dir, /usr/bin)
+#   BENCH_TIMEOUT_S (3000)  BENCH_MQTT_TIMEOUT_S (900)              bounds for each part
+#   BENCH_BUILD_DIR (build)  BENCH_OUT (bench/results/latest.json)  BENCH_MQTT_OUT (bench/results/mqtt-latest.json)
+#   BENCH_ONLY (both|sensoworks|influx|mqtt): both = everything; sensoworks|influx = one side of
+#     part 1 only (debugging); mqtt = part 2 only
+#   BENCH_MQTT_PUBLISHERS (100) BENCH_MQTT_WINDOW (32) BENCH_MQTT_PAYLOAD_BYTES (100)
+#   BENCH_MQTT_DURATION_S (10) BENCH_MQTT_WARMUP_S (2) BENCH_MQTT_LATENCY_RATE (10000)
+#   BENCH_MQTT_LATENCY_PUBLISHERS (10) BENCH_MQTT_IDLE (10000) BENCH_MQTT_IDLE_DEVICES (100)
+#   BENCH_MQTT_THREADS (1) BENCH_MQTT_SNDBUF (65536) BENCH_MQTT_SCENARIOS (fanin0,fanin1,latency,idle)
+#   BENCH_MQTT_TARGETS (sensoworks,mosquitto; one of them alone is a failed run, for debugging)
+#   BENCH_MQTT_QUIET_WAIT_S (0): wait up to this long before each measurement for the machine to be idle
+#   BENCH_SW_BIN, BENCH_LOADGEN, BENCH_MQTT_LOADGEN, BENCH_INFLUXD, BENCH_MOSQUITTO   binaries
 #   BENCH_KEEP_TMP=1 keeps the temp dir (logs, data) for inspection.
 set -euo pipefail
 
@@ -21,20 +32,45 @@ PY=/usr/bin/python3
 
 export BENCH_SW_BIN="${BENCH_SW_BIN:-$BENCH_BUILD_DIR/sensoworks}"
 export BENCH_LOADGEN="${BENCH_LOADGEN:-$BENCH_BUILD_DIR/sw_loadgen}"
+export BENCH_MQTT_LOADGEN="${BENCH_MQTT_LOADGEN:-$BENCH_BUILD_DIR/sw_mqtt_loadgen}"
+export BENCH_MOSQUITTO="${BENCH_MOSQUITTO:-/usr/sbin/mosquitto}"
+
+ONLY="${BENCH_ONLY:-both}"
+case "$ONLY" in
+  both) run_http=1; run_mqtt=1 ;;
+  sensoworks|influx) run_http=1; run_mqtt=0 ;;
+  mqtt) run_http=0; run_mqtt=1 ;;
+  *) echo "bench: BENCH_ONLY must be both, sensoworks, influx or mqtt" >&2; exit 2 ;;
+esac
 
 missing=0
-need=("$BENCH_LOADGEN")
-[[ "${BENCH_ONLY:-both}" == "influx" ]] || need+=("$BENCH_SW_BIN")
+need=()
+[[ $run_http -eq 1 ]] && need+=("$BENCH_LOADGEN")
+[[ $run_mqtt -eq 1 ]] && need+=("$BENCH_MQTT_LOADGEN")
+[[ "$ONLY" == "influx" ]] || need+=("$BENCH_SW_BIN")
 for f in "${need[@]}"; do
   if [[ ! -x "$f" ]]; then echo "bench: $f not found; build first (cmake --build build)" >&2; missing=1; fi
 done
-if [[ ! -x "${BENCH_INFLUXD:-/usr/bin/influxd}" ]]; then
+if [[ $run_http -eq 1 && ! -x "${BENCH_INFLUXD:-/usr/bin/influxd}" ]]; then
   echo "bench: influxd not found; apt-get install influxdb" >&2; missing=1
+fi
+if [[ $run_mqtt -eq 1 && ( ! -x "$BENCH_MOSQUITTO" || ! -x /usr/bin/mosquitto_sub ) ]]; then
+  echo "bench: mosquitto not found; apt-get install mosquitto mosquitto-clients" >&2; missing=1
 fi
 if ! "$PY" -c 'import requests' 2>/dev/null; then
   echo "bench: python3-requests missing; apt-get install python3-requests" >&2; missing=1
 fi
 [[ $missing -eq 0 ]] || exit 2
+
+# The idle-connection scenario holds BENCH_MQTT_IDLE connections open in the server and in the
+# load generator at once (children inherit the limit).
+if [[ $run_mqtt -eq 1 ]]; then
+  want=$(( 4 * ${BENCH_MQTT_IDLE:-10000} + 1024 ))
+  if (( $(ulimit -n) < want )); then
+    ulimit -Hn "$want" 2>/dev/null || true
+    ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  fi
+fi
 
 BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/sw-bench.XXXXXX")"
 export BENCH_TMP
@@ -68,12 +104,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Run in the background and wait, so a signal to this script reaches the trap at once.
-timeout --signal=TERM --kill-after=30 "${BENCH_TIMEOUT_S:-3000}" "$PY" "$ROOT/bench/bench.py" &
-child=$!
-set +e
-wait "$child"
-rc=$?
-set -e
-if [[ $rc -eq 124 ]]; then echo "bench: timed out after ${BENCH_TIMEOUT_S:-3000}s" >&2; fi
+# Runs one part in the background and waits, so a signal to this script reaches the trap at once.
+run_part() {  # timeout_s script
+  timeout --signal=TERM --kill-after=30 "$1" "$PY" "$2" &
+  child=$!
+  set +e
+  wait "$child"
+  local rc=$?
+  set -e
+  child=
+  if [[ $rc -eq 124 ]]; then echo "bench: $(basename "$2") timed out after $1s" >&2; fi
+  return "$rc"
+}
+
+rc=0
+if [[ $run_http -eq 1 ]]; then
+  run_part "${BENCH_TIMEOUT_S:-3000}" "$ROOT/bench/bench.py" || rc=$?
+fi
+if [[ $run_mqtt -eq 1 ]]; then
+  run_part "${BENCH_MQTT_TIMEOUT_S:-900}" "$ROOT/bench/mqtt_bench.py" || { r=$?; [[ $rc -ne 0 ]] || rc=$r; }
+fi
 exit "$rc"

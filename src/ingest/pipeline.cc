@@ -60,7 +60,8 @@ std::vector<Result<std::size_t>> IngestPipeline::telemetryBatch(const DeviceRef&
       continue;
     }
     const std::size_t before = points.size();
-    if (auto st = codecs_.forContentType(m.content_type).decode(m.payload, now, limits, points); !st) {
+    const std::int64_t received = m.received_ms ? m.received_ms : now;
+    if (auto st = codecs_.forContentType(m.content_type).decode(m.payload, received, limits, points); !st) {
       points.resize(before);
       rejected_invalid_.inc();
       results.emplace_back(std::unexpected(st.error()));

@@ -39,6 +39,8 @@ class IngestPipeline {
   struct Message {
     std::string_view content_type;
     std::string_view payload;
+    std::int64_t received_ms = 0;  // when the transport read it (the timestamp of points without
+                                   // one); 0: now
   };
   std::vector<Result<std::size_t>> telemetryBatch(const DeviceRef& device, std::span<const Message> messages);
   // Stores client attributes from a JSON object {"key": value, ...}.

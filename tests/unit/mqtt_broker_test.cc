@@ -345,3 +345,26 @@ TEST_F(BrokerFixture, RpcOfflineQueuedAndReply) {
 
 }  // namespace
 }  // namespace sw::mqtt
+
+namespace sw::mqtt {
+namespace {
+
+TEST_F(BrokerFixture, LiveTelemetryHasNoDuplicateKeysPerEntry) {
+  auto app = open("A", "app", std::make_shared<RecordingSink>()).session;
+  const DeviceId d("dev-7");
+  broker->subscribe(app, Broker::deviceTopicPrefix(d) + "telemetry", "", {1, false, false, 0}, 0);
+  // Two messages of one batch with the same timestamp, then another timestamp.
+  const std::vector<storage::Point> points = {
+      {1000, "t", 1.5}, {1000, "h", 40.0}, {1000, "t", 2.5}, {2000, "t", true}};
+  broker->telemetryStored(ingest::DeviceRef{TenantId("A"), d, "dev", 0, false}, points);
+  std::vector<Session::Outgoing> out;
+  std::uint64_t expired = 0;
+  app->takeSendable(10, SIZE_MAX, out, expired);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].delivery.msg->payload,
+            R"([{"ts":1000,"values":{"t":1.5,"h":40}},{"ts":1000,"values":{"t":2.5}},{"ts":2000,"values":{"t":true}}])");
+  EXPECT_TRUE(broker->state(TenantId("A"), d).last_activity.has_value());
+}
+
+}  // namespace
+}  // namespace sw::mqtt

@@ -68,17 +68,21 @@ void appendValue(const storage::Value& v, std::string& out) {
   }
 }
 
-// [{"ts":ms,"values":{...}}, ...] grouping consecutive points of the same timestamp.
+// [{"ts":ms,"values":{...}}, ...] grouping consecutive points of the same timestamp; a key that
+// repeats (two messages of one batch with the same timestamp) starts a new entry, so no object
+// has duplicate keys.
 std::string pointsJson(std::span<const storage::Point> points) {
   std::string out = "[";
+  std::vector<std::string_view> keys;
   for (std::size_t i = 0; i < points.size();) {
     if (i) out += ',';
     out += fmt::format("{{\"ts\":{},\"values\":{{", points[i].ts);
     const std::int64_t ts = points[i].ts;
-    bool first = true;
+    keys.clear();
     for (; i < points.size() && points[i].ts == ts; ++i) {
-      if (!first) out += ',';
-      first = false;
+      if (std::find(keys.begin(), keys.end(), points[i].key) != keys.end()) break;
+      if (!keys.empty()) out += ',';
+      keys.push_back(points[i].key);
       ingest::appendJsonString(out, points[i].key);
       out += ':';
       appendValue(points[i].value, out);

@@ -351,7 +351,8 @@ std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::s
       std::vector<ingest::IngestPipeline::Message> batch;
       for (; j < ops.size() && ops[j].kind == DeviceOpKind::kTelemetry; ++j) {
         const auto& ct = ops[j].props.content_type;
-        batch.push_back({ct ? std::string_view(*ct) : std::string_view("application/json"), ops[j].payload});
+        batch.push_back({ct ? std::string_view(*ct) : std::string_view("application/json"), ops[j].payload,
+                         ops[j].received_ms});
       }
       auto results = api.pipeline.telemetryBatch(id.device, batch);
       for (std::size_t k = 0; k < results.size(); ++k) reasons[i + k] = results[k] ? reason::kSuccess : reasonFor(results[k].error());

@@ -88,6 +88,8 @@ struct DeviceOp {
   std::string payload;
   Properties props;
   std::uint64_t seq = 0;  // the connection's ack slot
+  std::int64_t received_ms = 0;  // arrival time: points without a timestamp get it, not the
+                                 // time of the batch they are stored in
 };
 
 // nullopt: the device may not publish there.

@@ -12,6 +12,7 @@
 #include <deque>
 #include <list>
 
+#include "core/clock.h"
 #include "core/logging.h"
 #include "ingest/transports/mqtt/device_api.h"
 #include "ingest/transports/mqtt/packet.h"
@@ -626,6 +627,7 @@ bool Connection::onPublish(Publish p) {
     return true;
   }
   op->seq = seq;
+  op->received_ms = nowMs();
   op->payload = std::move(p.payload);
   op->props = std::move(p.props);
   if (!needsStorage(op->kind)) {
