@@ -1,8 +1,5 @@
 #include "api/http_server.h"
 
-#include "runtime/listener.h"
-#include "runtime/offload.h"
-
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -11,6 +8,8 @@
 
 #include "api/problem.h"
 #include "core/logging.h"
+#include "runtime/listener.h"
+#include "runtime/offload.h"
 
 namespace sw::api {
 

@@ -140,9 +140,8 @@ int serve(const Config& config) {
   pipeline.addObserver([&broker](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
     broker.telemetryStored(device, points);
   });
-  pipeline.addAttributesObserver([&broker](const ingest::DeviceRef& device, std::string_view json) {
-    broker.attributesStored(device, json);
-  });
+  pipeline.addAttributesObserver(
+      [&broker](const ingest::DeviceRef& device, std::string_view json) { broker.attributesStored(device, json); });
   std::atomic<bool> ready{false};
   std::counting_semaphore<64> hashing_slots(
       static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));
@@ -161,13 +160,12 @@ int serve(const Config& config) {
     log->error("msg=\"{}\"", port.error().message);
     return 1;
   }
-  mqtt::MqttServer mqtt_server(config, workers, pipeline, **metadata, broker,
-                               [&services](std::string_view token) -> Result<mqtt::AppPrincipal> {
-                                 auto p = api::verifyBearer(services, token);
-                                 if (!p) return std::unexpected(p.error());
-                                 return mqtt::AppPrincipal{p->tenant_id, p->user_id,
-                                                           p->role == security::Role::kTenantAdmin};
-                               });
+  mqtt::MqttServer mqtt_server(
+      config, workers, pipeline, **metadata, broker, [&services](std::string_view token) -> Result<mqtt::AppPrincipal> {
+        auto p = api::verifyBearer(services, token);
+        if (!p) return std::unexpected(p.error());
+        return mqtt::AppPrincipal{p->tenant_id, p->user_id, p->role == security::Role::kTenantAdmin};
+      });
   auto mqtt_port = mqtt_server.start();
   if (!mqtt_port) {
     log->error("msg=\"{}\"", mqtt_port.error().message);
@@ -176,8 +174,8 @@ int serve(const Config& config) {
   workers.start();
   RetentionJob retention(**metadata, **store, config.retention_interval_s);
   ready = true;
-  log->info("msg=\"listening\" http_port={} mqtt_port={} data_dir={} io_threads={} api_threads={}", *port,
-            *mqtt_port, config.data_dir, workers.size(), config.api_threads);
+  log->info("msg=\"listening\" http_port={} mqtt_port={} data_dir={} io_threads={} api_threads={}", *port, *mqtt_port,
+            config.data_dir, workers.size(), config.api_threads);
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -192,7 +190,7 @@ int serve(const Config& config) {
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  pool.stop();  // runs what was queued; their responses are then written by the workers
+  pool.stop();         // runs what was queued; their responses are then written by the workers
   mqtt_server.stop();  // also saves the devices' connection state
   const auto write_deadline = std::max(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
   while (server.inflight() > 0 && std::chrono::steady_clock::now() < write_deadline) {

@@ -126,7 +126,8 @@ Result<Config> loadConfig(const std::string& path) {
     return fail(Code::kInvalidArgument, "mqtt.topic_alias_maximum must be 0..65535", "mqtt.topic_alias_maximum");
   if (c.mqtt_max_packet_bytes < 64 || c.mqtt_max_packet_bytes > 268435460)
     return fail(Code::kInvalidArgument, "mqtt.max_packet_bytes must be 64..268435460", "mqtt.max_packet_bytes");
-  if (c.mqtt_max_queued < 1) return fail(Code::kInvalidArgument, "mqtt.max_queued must be at least 1", "mqtt.max_queued");
+  if (c.mqtt_max_queued < 1)
+    return fail(Code::kInvalidArgument, "mqtt.max_queued must be at least 1", "mqtt.max_queued");
   if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
   return c;
 }

@@ -19,8 +19,8 @@ struct Config {
   int mqtt_port = 1883;
   std::size_t mqtt_max_connections = 100000;
   std::size_t mqtt_max_packet_bytes = 1 << 20;
-  int mqtt_receive_maximum = 64;  // inbound QoS 1/2 window per connection
-  int mqtt_max_inflight = 64;     // outbound QoS 1/2 window per connection
+  int mqtt_receive_maximum = 64;       // inbound QoS 1/2 window per connection
+  int mqtt_max_inflight = 64;          // outbound QoS 1/2 window per connection
   std::size_t mqtt_max_queued = 1000;  // per session
   std::uint32_t mqtt_max_session_expiry_s = 86400;
   int mqtt_topic_alias_maximum = 64;

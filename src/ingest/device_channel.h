@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+
 #include "core/ids.h"
 
 namespace sw::ingest {

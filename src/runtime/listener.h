@@ -11,8 +11,7 @@
 namespace sw::runtime {
 
 // what names the setting in errors ("http", "mqtt"): "mqtt.bind '...' is not an IP address".
-Result<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listenTcp(boost::asio::io_context& ctx,
-                                                                  const std::string& bind, int port,
-                                                                  std::string_view what);
+Result<std::unique_ptr<boost::asio::ip::tcp::acceptor>> listenTcp(boost::asio::io_context& ctx, const std::string& bind,
+                                                                  int port, std::string_view what);
 
 }  // namespace sw::runtime

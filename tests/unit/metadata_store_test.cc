@@ -993,8 +993,8 @@ TEST_F(MetadataStoreTest, DeviceActivityIsSavedAndScopedByTenant) {
   EXPECT_FALSE(fresh->last_activity);
   ASSERT_TRUE(db().recordDeviceActivity({DeviceActivity{a.id, d.id, 100, std::nullopt, 150}}));
   // Unset fields leave the saved value; another tenant's id changes nothing.
-  ASSERT_TRUE(db().recordDeviceActivity({DeviceActivity{a.id, d.id, std::nullopt, 200, std::nullopt},
-                                         DeviceActivity{b.id, d.id, 999, 999, 999}}));
+  ASSERT_TRUE(db().recordDeviceActivity(
+      {DeviceActivity{a.id, d.id, std::nullopt, 200, std::nullopt}, DeviceActivity{b.id, d.id, 999, 999, 999}}));
   auto saved = db().getDevice(a.id, d.id);
   ASSERT_TRUE(saved);
   EXPECT_EQ(saved->last_connect, 100);

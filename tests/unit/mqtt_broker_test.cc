@@ -67,7 +67,8 @@ std::vector<std::string> matched(const TopicTree& tree, std::string_view topic) 
 
 // The trie agrees with topicMatches for every filter/topic pair of a small grid.
 TEST(MqttTopicTree, AgreesWithTopicMatches) {
-  const std::vector<std::string> filters = {"#", "a/#", "a/+", "+/b", "a/b", "+/+", "a/+/c", "+", "/+", "$SYS/#", "a//#"};
+  const std::vector<std::string> filters = {"#",     "a/#", "a/+", "+/b",    "a/b", "+/+",
+                                            "a/+/c", "+",   "/+",  "$SYS/#", "a//#"};
   const std::vector<std::string> topics = {"a", "a/b", "a/b/c", "x/b", "/b", "a//c", "$SYS/x", "a/", "b"};
   TopicTree tree;
   for (std::size_t i = 0; i < filters.size(); ++i) tree.add(filters[i], "", newSession(filters[i]), {});
@@ -354,15 +355,15 @@ TEST_F(BrokerFixture, LiveTelemetryHasNoDuplicateKeysPerEntry) {
   const DeviceId d("dev-7");
   broker->subscribe(app, Broker::deviceTopicPrefix(d) + "telemetry", "", {1, false, false, 0}, 0);
   // Two messages of one batch with the same timestamp, then another timestamp.
-  const std::vector<storage::Point> points = {
-      {1000, "t", 1.5}, {1000, "h", 40.0}, {1000, "t", 2.5}, {2000, "t", true}};
+  const std::vector<storage::Point> points = {{1000, "t", 1.5}, {1000, "h", 40.0}, {1000, "t", 2.5}, {2000, "t", true}};
   broker->telemetryStored(ingest::DeviceRef{TenantId("A"), d, "dev", 0, false}, points);
   std::vector<Session::Outgoing> out;
   std::uint64_t expired = 0;
   app->takeSendable(10, SIZE_MAX, out, expired);
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].delivery.msg->payload,
-            R"([{"ts":1000,"values":{"t":1.5,"h":40}},{"ts":1000,"values":{"t":2.5}},{"ts":2000,"values":{"t":true}}])");
+  EXPECT_EQ(
+      out[0].delivery.msg->payload,
+      R"([{"ts":1000,"values":{"t":1.5,"h":40}},{"ts":1000,"values":{"t":2.5}},{"ts":2000,"values":{"t":true}}])");
   EXPECT_TRUE(broker->state(TenantId("A"), d).last_activity.has_value());
 }
 

@@ -84,5 +84,4 @@ void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-
 }  // namespace sw::ingest

@@ -486,8 +486,14 @@ void Broker::rpc(ingest::RpcRequest request, std::function<void(ingest::RpcOutco
       is_online = false;
     }
   }
-  PendingRpc p{request.tenant, request.device, id, request.method, request.params_json, request.oneway,
-               std::chrono::steady_clock::now() + request.timeout, std::move(done)};
+  PendingRpc p{request.tenant,
+               request.device,
+               id,
+               request.method,
+               request.params_json,
+               request.oneway,
+               std::chrono::steady_clock::now() + request.timeout,
+               std::move(done)};
   if (!is_online) {
     if (!request.queue) {
       p.done(ingest::RpcOutcome{ingest::RpcOutcome::Kind::kOffline, id, {}});
@@ -536,8 +542,9 @@ void Broker::deviceReady(const TenantId& tenant, const DeviceId& device) {
     });
     if (it->second.empty()) queued_rpc_.erase(it);
     for (auto& p : ready) {
-      if (!p.oneway) pending_rpc_.emplace(std::make_pair(p.device, p.id), PendingRpc{p.tenant, p.device, p.id, {}, {},
-                                                                                     false, p.deadline, p.done});
+      if (!p.oneway)
+        pending_rpc_.emplace(std::make_pair(p.device, p.id),
+                             PendingRpc{p.tenant, p.device, p.id, {}, {}, false, p.deadline, p.done});
     }
   }
   for (auto& p : ready) sendRpc(p.tenant, p.device, p.id, p.method, p.params_json);

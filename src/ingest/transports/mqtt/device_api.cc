@@ -182,8 +182,7 @@ std::uint8_t gatewayOp(DeviceApi api, const Identity& gw, const DeviceOp& op, Ga
       api.broker.completeRpc(ref->device_id, static_cast<std::uint32_t>(rpc_id), std::move(reply));
       return reason::kSuccess;
     }
-    default:
-      break;
+    default: break;
   }
   // Telemetry / attributes: {"Device A": <payload>, ...}
   std::vector<std::pair<std::string, std::string>> per_device;
@@ -285,8 +284,10 @@ std::optional<std::string> internalFilter(const Identity& id, std::string_view f
 
 std::string clientTopic(const Identity& id, const std::string& internal) {
   if (id.kind == ClientKind::kDevice) {
-    if (internal.starts_with(id.device_prefix)) return std::string(kDeviceMe) + internal.substr(id.device_prefix.size());
-    if (internal.starts_with(id.gateway_prefix)) return std::string(kGateway) + internal.substr(id.gateway_prefix.size());
+    if (internal.starts_with(id.device_prefix))
+      return std::string(kDeviceMe) + internal.substr(id.device_prefix.size());
+    if (internal.starts_with(id.gateway_prefix))
+      return std::string(kGateway) + internal.substr(id.gateway_prefix.size());
   }
   return internal;
 }
@@ -326,12 +327,18 @@ std::optional<DeviceOp> classifyDeviceTopic(const Identity& id, std::string_view
   }
   if (id.device.gateway && topic.starts_with(kGateway)) {
     const std::string_view rest = topic.substr(kGateway.size());
-    if (rest == "connect") op.kind = DeviceOpKind::kGatewayConnect;
-    else if (rest == "disconnect") op.kind = DeviceOpKind::kGatewayDisconnect;
-    else if (rest == "telemetry") op.kind = DeviceOpKind::kGatewayTelemetry;
-    else if (rest == "attributes") op.kind = DeviceOpKind::kGatewayAttributes;
-    else if (rest == "rpc") op.kind = DeviceOpKind::kGatewayRpc;
-    else return std::nullopt;
+    if (rest == "connect")
+      op.kind = DeviceOpKind::kGatewayConnect;
+    else if (rest == "disconnect")
+      op.kind = DeviceOpKind::kGatewayDisconnect;
+    else if (rest == "telemetry")
+      op.kind = DeviceOpKind::kGatewayTelemetry;
+    else if (rest == "attributes")
+      op.kind = DeviceOpKind::kGatewayAttributes;
+    else if (rest == "rpc")
+      op.kind = DeviceOpKind::kGatewayRpc;
+    else
+      return std::nullopt;
     return op;
   }
   return std::nullopt;
@@ -351,11 +358,12 @@ std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::s
       std::vector<ingest::IngestPipeline::Message> batch;
       for (; j < ops.size() && ops[j].kind == DeviceOpKind::kTelemetry; ++j) {
         const auto& ct = ops[j].props.content_type;
-        batch.push_back({ct ? std::string_view(*ct) : std::string_view("application/json"), ops[j].payload,
-                         ops[j].received_ms});
+        batch.push_back(
+            {ct ? std::string_view(*ct) : std::string_view("application/json"), ops[j].payload, ops[j].received_ms});
       }
       auto results = api.pipeline.telemetryBatch(id.device, batch);
-      for (std::size_t k = 0; k < results.size(); ++k) reasons[i + k] = results[k] ? reason::kSuccess : reasonFor(results[k].error());
+      for (std::size_t k = 0; k < results.size(); ++k)
+        reasons[i + k] = results[k] ? reason::kSuccess : reasonFor(results[k].error());
       i = j;
       continue;
     }
@@ -363,12 +371,8 @@ std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::s
       case DeviceOpKind::kAttributes:
         if (auto st = api.pipeline.attributes(id.device, op.payload); !st) reasons[i] = reasonFor(st.error());
         break;
-      case DeviceOpKind::kAttributesRequest:
-        reasons[i] = attributesRequest(api, id, op);
-        break;
-      default:
-        reasons[i] = gatewayOp(api, id, op, cache);
-        break;
+      case DeviceOpKind::kAttributesRequest: reasons[i] = attributesRequest(api, id, op); break;
+      default: reasons[i] = gatewayOp(api, id, op, cache); break;
     }
     ++i;
   }
@@ -405,8 +409,7 @@ std::uint8_t routeDeviceMessage(DeviceApi api, const Identity& id, const std::st
       m->props = std::move(op.props);
       return api.broker.publish(id.tenant, std::move(m)) > 0 ? reason::kSuccess : reason::kNoMatchingSubscribers;
     }
-    default:
-      return reason::kNotAuthorized;
+    default: return reason::kNotAuthorized;
   }
 }
 

@@ -35,8 +35,8 @@ struct DeviceApi {
 struct Identity {
   TenantId tenant;
   ClientKind kind = ClientKind::kApp;
-  ingest::DeviceRef device;  // devices only
-  bool can_publish = false;  // applications: role allows publishing
+  ingest::DeviceRef device;                   // devices only
+  bool can_publish = false;                   // applications: role allows publishing
   std::string device_prefix, gateway_prefix;  // internal topic prefixes (devices)
 };
 
@@ -87,7 +87,7 @@ struct DeviceOp {
   std::string suffix;  // the request id
   std::string payload;
   Properties props;
-  std::uint64_t seq = 0;  // the connection's ack slot
+  std::uint64_t seq = 0;         // the connection's ack slot
   std::int64_t received_ms = 0;  // arrival time: points without a timestamp get it, not the
                                  // time of the batch they are stored in
 };
@@ -101,8 +101,7 @@ inline constexpr std::uint8_t kReasonStorageFailed = 0xFF;
 
 // Runs storage ops in order on the calling (pool) thread; returns one v5 reason code per op.
 // Consecutive telemetry messages are written in one durable batch.
-std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::span<DeviceOp> ops,
-                                       GatewayCache& cache);
+std::vector<std::uint8_t> runDeviceOps(DeviceApi api, const Identity& id, std::span<DeviceOp> ops, GatewayCache& cache);
 // Ops that only route (RPC replies and requests). Non-blocking.
 std::uint8_t routeDeviceMessage(DeviceApi api, const Identity& id, const std::string& client_id, DeviceOp& op);
 

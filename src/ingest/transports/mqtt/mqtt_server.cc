@@ -115,22 +115,23 @@ class Connection final : public ClientSink, public std::enable_shared_from_this<
     if (writing_ || out_.empty() || !socket_.is_open()) return;
     writing_ = true;
     std::swap(out_, wbuf_);
-    asio::async_write(socket_, asio::buffer(wbuf_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->wbuf_.clear();
-      if (self->wbuf_.capacity() > kOutputHighWater) std::string().swap(self->wbuf_);
-      if (ec) {
-        self->closeSocket();
-        return;
-      }
-      if (self->closing_ && self->out_.empty()) {
-        self->closeSocket();
-        return;
-      }
-      self->startWrite();
-      self->pump();
-      self->resume_.cancel();  // the read loop may wait for the output to drain
-    });
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->wbuf_.clear();
+                        if (self->wbuf_.capacity() > kOutputHighWater) std::string().swap(self->wbuf_);
+                        if (ec) {
+                          self->closeSocket();
+                          return;
+                        }
+                        if (self->closing_ && self->out_.empty()) {
+                          self->closeSocket();
+                          return;
+                        }
+                        self->startWrite();
+                        self->pump();
+                        self->resume_.cancel();  // the read loop may wait for the output to drain
+                      });
   }
   void closeSocket() {
     boost::system::error_code ignored;
@@ -241,11 +242,14 @@ awaitable<void> MqttServer::Impl::acceptLoop() {
       conns.push_front(conn);
       conn->registry_pos = conns.begin();
     }
-    asio::co_spawn(ctx, [conn, this]() -> awaitable<void> {
-      co_await conn->run();
-      std::lock_guard lock(conns_mutex);
-      conns.erase(conn->registry_pos);
-    }, asio::detached);
+    asio::co_spawn(
+        ctx,
+        [conn, this]() -> awaitable<void> {
+          co_await conn->run();
+          std::lock_guard lock(conns_mutex);
+          conns.erase(conn->registry_pos);
+        },
+        asio::detached);
   }
 }
 
@@ -311,8 +315,7 @@ awaitable<bool> Connection::readConnect() {
             version_ = v5 ? Version::k5 : Version::k311;
             sendPacket(Connack{false, v5 ? reason::kUnsupportedVersion : connack311::kBadProtocolVersion, {}});
             closing_ = true;
-            co_await asio::post(socket_.get_executor(), asio::use_awaitable);
-            while (writing_) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+            co_return co_await drainThenFail();
           }
           co_return false;
         }
@@ -389,8 +392,8 @@ awaitable<bool> Connection::readConnect() {
     capped = true;
   }
   keep_alive_ = connect->keep_alive;
-  auto opened = server_.broker.openSession(id_.tenant, client_id, id_.kind, id_.device.device_id,
-                                           connect->clean_start, expiry, shared_from_this());
+  auto opened = server_.broker.openSession(id_.tenant, client_id, id_.kind, id_.device.device_id, connect->clean_start,
+                                           expiry, shared_from_this());
   if (!opened.session) {
     // The client id belongs to another device or application of the tenant.
     refuse(reason::kClientIdInvalid, connack311::kIdentifierRejected);
@@ -400,7 +403,8 @@ awaitable<bool> Connection::readConnect() {
   connected_ = true;
   timer_.cancel();
   server_.broker.stats().connects_accepted.inc();
-  if (id_.kind == ClientKind::kDevice) server_.broker.deviceConnected(id_.tenant, id_.device.device_id, shared_from_this());
+  if (id_.kind == ClientKind::kDevice)
+    server_.broker.deviceConnected(id_.tenant, id_.device.device_id, shared_from_this());
 
   Connack ack{opened.present, 0, {}};
   if (v5) {
@@ -472,8 +476,8 @@ awaitable<void> Connection::readLoop() {
     }
     // Backpressure: while storage lags or the client does not read what we send, stop reading
     // from it (its acknowledgements and replies would otherwise pile up here).
-    while ((pending_.size() >= kMaxPendingOps || out_.size() + wbuf_.size() > kOutputHighWater) &&
-           socket_.is_open() && !closing_) {
+    while ((pending_.size() >= kMaxPendingOps || out_.size() + wbuf_.size() > kOutputHighWater) && socket_.is_open() &&
+           !closing_) {
       resume_.expires_at(std::chrono::steady_clock::time_point::max());
       co_await resume_.async_wait(kTuple);
     }
@@ -527,8 +531,7 @@ bool Connection::handle(const FixedHeader& h, std::span<const std::uint8_t> body
         sendPacket(Ack{PacketType::kPubcomp, a->packet_id, known ? reason::kSuccess : reason::kPacketIdNotFound, {}});
         break;
       }
-      default:
-        break;
+      default: break;
     }
     return true;
   }
