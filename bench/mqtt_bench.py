@@ -29,14 +29,8 @@ import bench as hb  # noqa: E402  (Server, wait_http, free_port, machine_info: s
 ROOT = hb.ROOT
 BUILD = hb.BUILD
 HOST = hb.HOST
-
-
-def env_int(name, default):
-    return int(os.environ.get(name, default))
-
-
-def env_float(name, default):
-    return float(os.environ.get(name, default))
+env_int = hb.env_int
+env_float = hb.env_float
 
 
 SW_BIN = os.environ.get("BENCH_SW_BIN", os.path.join(BUILD, "sensoworks"))
