@@ -22,6 +22,21 @@ Response writeDenied(Services& s, const Context& ctx, const DeviceId& id, const 
   return errorResponse(error);
 }
 
+// A write to an existing device with a JSON object body: fills tenant and body, or returns the
+// response to send instead (403 for a viewer, 404 for an unknown or another tenant's device, 400
+// for a body that is not a JSON object).
+std::optional<Response> prepareDeviceWrite(Services& s, Context& ctx, const DeviceId& id,
+                                           std::optional<TenantId>& tenant, std::optional<boost::json::object>& body) {
+  auto writable = writableTenantOf(ctx);
+  if (!writable) return writeDenied(s, ctx, id, writable.error());
+  if (auto d = s.metadata.getDevice(*writable, id); !d) return errorResponse(d.error());
+  auto parsed = parseObject(ctx.request.body);
+  if (!parsed) return errorResponse(parsed.error());
+  tenant = std::move(*writable);
+  body = std::move(*parsed);
+  return std::nullopt;
+}
+
 // Live state from the transports, completed by what was last saved (state survives restarts).
 ingest::DeviceState stateOf(Services& s, const storage::Device& d) {
   ingest::DeviceState st = s.devices ? s.devices->state(d.tenant_id, d.id) : ingest::DeviceState{};
@@ -306,11 +321,9 @@ void registerDeviceRoutes(Router& router, Services& s) {
 
   router.add("PUT", "/api/v1/devices/{id}/credentials/mqtt-basic", Auth::kUser, [&s](Context& ctx) {
     DeviceId id(ctx.param("id"));
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
-    if (auto d = s.metadata.getDevice(*tenant, id); !d) return errorResponse(d.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
+    std::optional<TenantId> tenant;
+    std::optional<boost::json::object> body;
+    if (auto denied = prepareDeviceWrite(s, ctx, id, tenant, body)) return std::move(*denied);
     auto username = reqString(*body, "username");
     if (!username) return errorResponse(username.error());
     auto password = reqString(*body, "password");
@@ -372,11 +385,9 @@ void registerDeviceRoutes(Router& router, Services& s) {
 
   router.add("POST", "/api/v1/devices/{id}/rpc", Auth::kUser, [&s](Context& ctx) {
     DeviceId id(ctx.param("id"));
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
-    if (auto d = s.metadata.getDevice(*tenant, id); !d) return errorResponse(d.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
+    std::optional<TenantId> tenant;
+    std::optional<boost::json::object> body;
+    if (auto denied = prepareDeviceWrite(s, ctx, id, tenant, body)) return std::move(*denied);
     auto method = reqString(*body, "method");
     if (!method) return errorResponse(method.error());
     if (method->size() > kMaxRpcMethodBytes) {
