@@ -58,6 +58,8 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_MQTT_MAX_SESSION_EXPIRY_S", c.mqtt_max_session_expiry_s); !s) return s;
   if (auto s = envNumber("SW_MQTT_TOPIC_ALIAS_MAXIMUM", c.mqtt_topic_alias_maximum); !s) return s;
   if (auto s = envNumber("SW_MQTT_MAX_RETAINED", c.mqtt_max_retained); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_RETAINED_BYTES", c.mqtt_max_retained_bytes); !s) return s;
+  if (auto s = envNumber("SW_MQTT_MAX_SESSIONS_PER_TENANT", c.mqtt_max_sessions_per_tenant); !s) return s;
   envString("SW_MQTT_BIND", c.mqtt_bind);
   if (auto s = envNumber("SW_HTTP_MAX_BODY_BYTES", c.http_max_body_bytes); !s) return s;
   if (auto s = envNumber("SW_HTTP_MAX_CONNECTIONS", c.http_max_connections); !s) return s;
@@ -95,6 +97,8 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "mqtt", "max_session_expiry_s", c.mqtt_max_session_expiry_s);
       readNode(root, "mqtt", "topic_alias_maximum", c.mqtt_topic_alias_maximum);
       readNode(root, "mqtt", "max_retained", c.mqtt_max_retained);
+      readNode(root, "mqtt", "max_retained_bytes", c.mqtt_max_retained_bytes);
+      readNode(root, "mqtt", "max_sessions_per_tenant", c.mqtt_max_sessions_per_tenant);
       readNode(root, "storage", "data_dir", c.data_dir);
       readNode(root, "storage", "sync_wal", c.storage_sync_wal);
       readNode(root, "security", "admin_password", c.admin_password);

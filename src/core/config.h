@@ -24,7 +24,9 @@ struct Config {
   std::size_t mqtt_max_queued = 1000;  // per session
   std::uint32_t mqtt_max_session_expiry_s = 86400;
   int mqtt_topic_alias_maximum = 64;
-  std::size_t mqtt_max_retained = 10000;  // per tenant
+  std::size_t mqtt_max_retained = 10000;              // per tenant
+  std::size_t mqtt_max_retained_bytes = 64 << 20;     // per tenant (topics + payloads)
+  std::size_t mqtt_max_sessions_per_tenant = 100000;  // connected and persistent
   // storage
   std::string data_dir = "./data";
   bool storage_sync_wal = false;  // fsync the WAL on every commit group (power-loss safety)

@@ -100,3 +100,50 @@ def test_client_that_does_not_read_is_paused_not_buffered(server, tenant):
     other.ping()
     other.disconnect()
     c.close()
+
+
+@pytest.fixture(scope="module")
+def tight(make_server):
+    from swtest import TenantCtx
+    s = make_server(env={"SW_MQTT_MAX_SESSIONS_PER_TENANT": "3", "SW_MQTT_MAX_RETAINED_BYTES": "1000"},
+                    name="mqtt-tight")
+    return s, TenantCtx(s, s.admin())
+
+
+def test_sessions_per_tenant_are_bounded(tight):
+    s, t = tight
+    clients = [raw_app(s, t) for _ in range(3)]
+    v5 = RawClient(s.mqtt_port, V5)
+    u, p = app_creds(t)
+    v5.connect(u, p, expect_rc=0x97)  # quota exceeded
+    v5.wait_closed()
+    v3 = RawClient(s.mqtt_port, V311)
+    v3.connect(u, p, expect_rc=3)  # server unavailable
+    clients.pop().disconnect()  # a session without expiry ends with its connection
+    again = poll(lambda: _try_connect(s, u, p), timeout=WAIT, what="a free session slot")
+    again.disconnect()
+    for c in clients:
+        c.disconnect()
+
+
+def _try_connect(s, u, p):
+    c = RawClient(s.mqtt_port, V5)
+    if c.connect(u, p, expect_rc=None).rc == 0:
+        return c
+    c.close()
+    return None
+
+
+def test_retained_bytes_per_tenant_are_bounded(tight):
+    s, t = tight
+    base_topic = unique("rb")
+    pub = raw_app(s, t)
+    pub.publish(f"{base_topic}/a", b"x" * 600, qos=1, retain=True)
+    pub.publish(f"{base_topic}/b", b"y" * 600, qos=1, retain=True)  # over 1000 bytes: not retained
+    sub = raw_app(s, t)
+    sub.subscribe(f"{base_topic}/+", 1)
+    got = sub.publishes(1)
+    assert got[0].topic == f"{base_topic}/a"
+    sub.no_publish(0.5)
+    pub.disconnect()
+    sub.disconnect()

@@ -369,3 +369,42 @@ TEST_F(BrokerFixture, LiveTelemetryHasNoDuplicateKeysPerEntry) {
 
 }  // namespace
 }  // namespace sw::mqtt
+
+namespace sw::mqtt {
+namespace {
+
+TEST(MqttBrokerLimits, SessionsAndRetainedBytesPerTenant) {
+  Config config;
+  config.mqtt_max_sessions_per_tenant = 2;
+  config.mqtt_max_retained_bytes = 100;
+  Metrics metrics;
+  Broker broker(config, metrics);
+  auto open = [&](const char* tenant, const char* id) {
+    return broker.openSession(TenantId(tenant), id, ClientKind::kApp, DeviceId(), true, 0,
+                              std::make_shared<RecordingSink>());
+  };
+  EXPECT_TRUE(open("A", "a1").session);
+  EXPECT_TRUE(open("A", "a2").session);
+  auto third = open("A", "a3");
+  EXPECT_FALSE(third.session);
+  EXPECT_TRUE(third.quota_exceeded);
+  EXPECT_TRUE(open("A", "a1").session);  // the same client again is not a new session
+  EXPECT_TRUE(open("B", "b1").session);  // the bound is per tenant
+
+  auto retained = [](std::string topic, std::size_t bytes) {
+    auto m = message(std::move(topic), 1, true);
+    m->payload.assign(bytes, 'x');
+    return m;
+  };
+  broker.publish(TenantId("A"), retained("r1", 60));  // 62 bytes
+  broker.publish(TenantId("A"), retained("r2", 60));  // would make 124: not retained
+  EXPECT_EQ(broker.retainedCount(), 1u);
+  broker.publish(TenantId("A"), retained("r1", 90));  // replacing counts only the difference
+  EXPECT_EQ(broker.retainedCount(), 1u);
+  broker.publish(TenantId("A"), retained("r1", 0));  // cleared: the bytes are free again
+  broker.publish(TenantId("A"), retained("r2", 60));
+  EXPECT_EQ(broker.retainedCount(), 1u);
+}
+
+}  // namespace
+}  // namespace sw::mqtt

@@ -15,6 +15,7 @@ struct Broker::TenantSpace {
   TopicTree tree;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions;  // by client id
   std::map<std::string, std::shared_ptr<const Message>> retained;      // by internal topic
+  std::size_t retained_bytes = 0;                                      // topics + payloads
 };
 
 struct Broker::DeviceEntry {
@@ -167,6 +168,12 @@ Broker::Opened Broker::openSession(const TenantId& tenant, const std::string& cl
     }
   }
   if (!out.session) {
+    // Every session holds memory (and persistent ones outlive their connection): bounded per
+    // tenant, so no client can exhaust the server with ever new client ids.
+    if (ts.sessions.size() >= config_.mqtt_max_sessions_per_tenant) {
+      out.quota_exceeded = true;
+      return out;
+    }
     out.session = std::make_shared<Session>(tenant, client_id, kind, device, config_.mqtt_max_queued);
     ts.sessions.emplace(client_id, out.session);
   }
@@ -272,12 +279,18 @@ std::size_t Broker::publish(const TenantId& tenant, std::shared_ptr<const Messag
   TenantSpace& ts = space(tenant);
   if (msg->retain) {
     std::unique_lock lock(ts.mutex);
+    auto size = [](const Message& m) { return m.topic.size() + m.payload.size(); };
+    auto it = ts.retained.find(msg->topic);
+    const std::size_t old_bytes = it == ts.retained.end() ? 0 : size(*it->second);
     if (msg->payload.empty()) {
-      ts.retained.erase(msg->topic);
-    } else if (ts.retained.size() < config_.mqtt_max_retained || ts.retained.contains(msg->topic)) {
+      if (it != ts.retained.end()) ts.retained.erase(it);
+      ts.retained_bytes -= old_bytes;
+    } else if ((it != ts.retained.end() || ts.retained.size() < config_.mqtt_max_retained) &&
+               ts.retained_bytes - old_bytes + size(*msg) <= config_.mqtt_max_retained_bytes) {
       ts.retained[msg->topic] = msg;
+      ts.retained_bytes += size(*msg) - old_bytes;
     } else {
-      stats_.dropped_queue_full.inc();
+      stats_.dropped_queue_full.inc();  // the tenant's retained store is full: not retained
     }
   }
   // One delivery per session, at the highest QoS of its matching subscriptions, carrying every

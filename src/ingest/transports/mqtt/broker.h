@@ -63,6 +63,7 @@ class Broker final : public ingest::DeviceChannel {
   struct Opened {
     std::shared_ptr<Session> session;
     bool present = false;
+    bool quota_exceeded = false;  // no session: the tenant has mqtt_max_sessions_per_tenant
   };
   // Attaches sink to the session of (tenant, client_id), creating it or (clean_start) replacing
   // it. A connection already attached is kicked with 0x8E; a pending delayed will of that client

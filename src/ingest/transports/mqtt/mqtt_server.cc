@@ -394,6 +394,10 @@ awaitable<bool> Connection::readConnect() {
   keep_alive_ = connect->keep_alive;
   auto opened = server_.broker.openSession(id_.tenant, client_id, id_.kind, id_.device.device_id, connect->clean_start,
                                            expiry, shared_from_this());
+  if (opened.quota_exceeded) {
+    refuse(reason::kQuotaExceeded, connack311::kServerUnavailable);
+    co_return co_await drainThenFail();
+  }
   if (!opened.session) {
     // The client id belongs to another device or application of the tenant.
     refuse(reason::kClientIdInvalid, connack311::kIdentifierRejected);
