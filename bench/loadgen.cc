@@ -35,6 +35,8 @@
 #include <thread>
 #include <vector>
 
+#include "ingest/codecs/codec_util.h"
+
 namespace {
 
 namespace asio = boost::asio;
@@ -403,22 +405,11 @@ done:
   totals.latencies_ms.insert(totals.latencies_ms.end(), lat.begin(), lat.end());
 }
 
-std::string jsonEscape(std::string_view s) {
+// JSON for the error text, or null.
+std::string jsonStringOrNull(const std::string& s) {
+  if (s.empty()) return "null";
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else
-          out.push_back(c);
-    }
-  }
+  sw::ingest::appendJsonString(out, s);
   return out;
 }
 
@@ -474,7 +465,6 @@ int main(int argc, char** argv) {
       "\"request_ms\":{{\"p50\":{:.2f},\"p99\":{:.2f},\"max\":{:.2f}}},\"first_error\":{}}}\n",
       o.mode, o.devices, o.hours, workers, points, totals.requests.load(), seconds,
       seconds > 0 ? static_cast<double>(points) / seconds : 0.0, totals.errors.load(), totals.reconnects.load(),
-      totals.timed_out.load() ? "true" : "false", p50, p99, mx,
-      totals.first_error.empty() ? std::string("null") : "\"" + jsonEscape(totals.first_error) + "\"");
+      totals.timed_out.load() ? "true" : "false", p50, p99, mx, jsonStringOrNull(totals.first_error));
   return totals.errors.load() == 0 && !totals.timed_out.load() ? 0 : 1;
 }

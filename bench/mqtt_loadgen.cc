@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "ingest/codecs/codec_util.h"
 #include "ingest/transports/mqtt/packet.h"
 
 namespace {
@@ -760,20 +761,11 @@ std::string latencyJson(std::vector<std::uint32_t>& v) {
       sum / static_cast<double>(v.size()) / 1000.0);
 }
 
-std::string jsonEscape(std::string_view s) {
+// JSON for the error text, or null.
+std::string jsonStringOrNull(const std::string& s) {
+  if (s.empty()) return "null";
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20)
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else
-          out.push_back(c);
-    }
-  }
+  sw::ingest::appendJsonString(out, s);
   return out;
 }
 
@@ -970,8 +962,7 @@ int main(int argc, char** argv) {
       measured_s > 0 ? published_window / measured_s : 0.0,
       measured_s > 0 ? sh.received_window.load() / measured_s : 0.0, latencyJson(lat), latencyJson(ack_lat),
       sh.parse_failures.load(), sh.bad_acks.load(), sh.protocol_errors.load(), sh.lost_connections.load(),
-      sh.pings.load(), cpu_user_s, cpu_sys_s, ok ? "true" : "false",
-      sh.first_error.empty() ? std::string("null") : "\"" + jsonEscape(sh.first_error) + "\"");
+      sh.pings.load(), cpu_user_s, cpu_sys_s, ok ? "true" : "false", jsonStringOrNull(sh.first_error));
   std::fflush(stdout);
   return ok ? 0 : 1;
 }

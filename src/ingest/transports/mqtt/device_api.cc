@@ -384,11 +384,11 @@ std::uint8_t routeDeviceMessage(DeviceApi api, const Identity& id, const std::st
     case DeviceOpKind::kRpcResponse: {
       auto n = parseId(op.suffix);
       if (!n) return reason::kTopicNameInvalid;
-      const bool waited = api.broker.completeRpc(id.device.device_id, *n, op.payload);
+      // Completes a REST call waiting for it, if any; applications see the reply either way.
+      api.broker.completeRpc(id.device.device_id, *n, op.payload);
       auto m = fromDevice(id, fmt::format("{}rpc/response/{}", id.device_prefix, *n), std::move(op.payload));
       m->origin_client = client_id;
       api.broker.publish(id.tenant, std::move(m));
-      (void)waited;
       return reason::kSuccess;
     }
     case DeviceOpKind::kRpcRequest: {

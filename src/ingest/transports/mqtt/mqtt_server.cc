@@ -504,7 +504,6 @@ bool Connection::handle(const FixedHeader& h, std::span<const std::uint8_t> body
     return false;
   }
   Packet& packet = std::get<Packet>(decoded);
-  auto& broker = server_.broker;
   if (auto* p = std::get_if<Publish>(&packet)) return onPublish(std::move(*p));
   if (auto* a = std::get_if<Ack>(&packet)) {
     switch (a->type) {
@@ -559,7 +558,6 @@ bool Connection::handle(const FixedHeader& h, std::span<const std::uint8_t> body
     beginClose();
     return false;
   }
-  (void)broker;
   // A second CONNECT, an AUTH (no enhanced authentication here) or a server-only packet.
   protocolError(reason::kProtocolError);
   return false;
