@@ -9,12 +9,14 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config clang-format clang-16 libclang-rt-16-dev
   # libraries (Boost 1.81, not bookworm's default 1.74)
   libboost1.81-dev libboost-json1.81-dev
-  librocksdb-dev libsqlite3-dev libsodium-dev libssl-dev libjwt-dev
+  librocksdb-dev libsqlite3-dev libsodium-dev libssl-dev libjwt-dev zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev libyaml-cpp-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # black-box tests and benchmarks
   python3-pytest python3-requests python3-paho-mqtt python3-websocket
   curl procps influxdb mosquitto mosquitto-clients
+  # browser tests (Playwright drives this chromium); Node.js for the UI build is checked below
+  chromium fonts-dejavu-core
 )
 
 missing=()
@@ -36,4 +38,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 else
   echo "install-deps: all packages present"
+fi
+
+# Node.js and npm build the web UI (Vite 6 needs Node.js >= 18). Debian's packages serve when
+# none is installed; a newer one already on the machine (e.g. NodeSource) is kept.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: installing nodejs npm"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)'; then
+  echo "install-deps: Node.js $(node --version) is too old for the UI build (need >= 18)" >&2
+  exit 1
 fi

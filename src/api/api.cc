@@ -135,6 +135,8 @@ void registerAllRoutes(Router& router, Services& s) {
   registerAdminRoutes(router, s);
   registerDeviceRoutes(router, s);
   registerTelemetryRoutes(router, s);
+  registerLiveRoutes(router, s);
+  registerDashboardRoutes(router, s);
 }
 
 }  // namespace sw::api

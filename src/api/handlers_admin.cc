@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "api/handler_util.h"
+#include "api/live_hub.h"
 #include "api/services.h"
 #include "security/crypto.h"
 
@@ -130,6 +131,7 @@ void registerAdminRoutes(Router& router, Services& s) {
     if (auto st = requireSysadmin(ctx); !st) return errorResponse(st.error());
     TenantId id(ctx.param("id"));
     if (auto st = s.metadata.deleteTenant(id); !st) return errorResponse(st.error());
+    if (s.live) s.live->tenantDeleted(id);
     s.pipeline.authenticator().clear();
     if (auto st = s.store.deleteTenant(id); !st) return errorResponse(st.error());
     return noContent();
@@ -256,6 +258,7 @@ void registerAdminRoutes(Router& router, Services& s) {
     }
     auto updated = s.metadata.updateUser(id, patch);
     if (!updated) return errorResponse(updated.error());
+    if (s.live && patch.role) s.live->userChanged(id);
     JsonWriter w;
     writeUser(w, *updated);
     return jsonResponse(200, w.take());
@@ -269,6 +272,7 @@ void registerAdminRoutes(Router& router, Services& s) {
     if (p.role == Role::kViewer) return problem(403, "permission_denied", "viewers cannot delete users");
     if (id == p.user_id) return problem(400, "invalid_argument", "users cannot delete themselves", "id");
     if (auto st = s.metadata.deleteUser(id); !st) return errorResponse(st.error());
+    if (s.live) s.live->userChanged(id);
     return noContent();
   });
 }

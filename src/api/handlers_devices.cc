@@ -1,7 +1,9 @@
 // Devices, their credentials (access token, MQTT basic), attributes and server-to-device RPC.
 #include <boost/json.hpp>
+#include <ranges>
 
 #include "api/handler_util.h"
+#include "api/live_hub.h"
 #include "api/services.h"
 #include "core/clock.h"
 #include "security/crypto.h"
@@ -183,6 +185,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
         return problem(409, "already_exists", "a device with this name exists", "name");
       return errorResponse(created.error());
     }
+    if (s.live) s.live->deviceChanged(*tenant, created->id);
     JsonWriter w;
     writeDevice(w, *created, stateOf(s, *created), token);
     Response r = jsonResponse(201, w.take());
@@ -202,6 +205,17 @@ void registerDeviceRoutes(Router& router, Services& s) {
       auto colon = l->find(':');
       f.label_key = std::string(l->substr(0, colon));
       if (colon != std::string_view::npos) f.label_value = std::string(l->substr(colon + 1));
+    }
+    if (auto online = ctx.request.param("online")) {
+      if (*online != "true" && *online != "false") {
+        return problem(400, "invalid_argument", "online must be true or false", "online");
+      }
+      // Filtered in the query (not after paging), so pages stay full and cursors stay valid.
+      std::vector<DeviceId> live = s.devices ? s.devices->onlineDevices(*tenant) : std::vector<DeviceId>{};
+      if (*online == "true")
+        f.only_ids = std::move(live);
+      else
+        f.except_ids = std::move(live);
     }
     auto result = s.metadata.listDevices(*tenant, f, *page);
     if (!result) return errorResponse(result.error());
@@ -251,6 +265,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
         return problem(409, "already_exists", "a device with this name exists", "name");
       return errorResponse(d.error());
     }
+    if (s.live) s.live->deviceChanged(*tenant, d->id);
     JsonWriter w;
     writeDevice(w, *d, stateOf(s, *d));
     return jsonResponse(200, w.take());
@@ -261,6 +276,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
     DeviceId id(ctx.param("id"));
     if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     if (auto st = s.metadata.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
+    if (s.live) s.live->deviceDeleted(*tenant, id);
     revokeDevice(s, *tenant, id);
     if (auto st = s.store.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
     return noContent();
@@ -315,6 +331,35 @@ void registerDeviceRoutes(Router& router, Services& s) {
       for (const auto& a : attrs) changed.key(a.key).raw(a.json_value);
       changed.endObject();
       s.devices->sharedAttributesChanged(*tenant, id, changed.take());
+    }
+    return attributesResponse(s, *tenant, id, scope);
+  });
+
+  // DELETE ?scope=shared|server&keys=a,b: removes those keys (unknown keys are ignored); a device
+  // is told about removed shared keys as ThingsBoard does: {"deleted":["a"]}.
+  router.add("DELETE", "/api/v1/devices/{id}/attributes", Auth::kUser, [&s](Context& ctx) {
+    DeviceId id(ctx.param("id"));
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return writeDenied(s, ctx, id, tenant.error());
+    std::string scope(ctx.request.param("scope").value_or("shared"));
+    if (scope != "shared" && scope != "server") {
+      return problem(400, "invalid_argument", "users delete shared or server attributes", "scope");
+    }
+    std::vector<std::string> keys;
+    for (auto k : std::views::split(ctx.request.param("keys").value_or(""), ',')) {
+      if (!k.empty()) keys.emplace_back(k.begin(), k.end());
+    }
+    if (keys.empty() || keys.size() > 1000) {
+      return problem(400, "invalid_argument", "keys must list 1 to 1000 attribute keys", "keys");
+    }
+    auto removed = s.metadata.deleteAttributes(*tenant, id, scope, keys);
+    if (!removed) return errorResponse(removed.error());
+    if (scope == "shared" && s.devices && !removed->empty()) {
+      JsonWriter deleted;
+      deleted.beginObject().key("deleted").beginArray();
+      for (const auto& k : *removed) deleted.string(k);
+      deleted.endArray().endObject();
+      s.devices->sharedAttributesChanged(*tenant, id, deleted.take());
     }
     return attributesResponse(s, *tenant, id, scope);
   });

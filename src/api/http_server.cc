@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include "api/problem.h"
+#include "api/ws_session.h"
 #include "core/logging.h"
 #include "runtime/listener.h"
 #include "runtime/offload.h"
@@ -70,6 +71,7 @@ struct HttpServer::Impl {
   std::mutex counters_mutex;
   std::map<int, Counter*> by_status;
   std::shared_ptr<PostGate> gate = std::make_shared<PostGate>();
+  LiveHub* live = nullptr;  // serves GET /api/v1/ws when set
 
   Impl(const Config& c, runtime::IoWorkers& w, runtime::BlockingPool& p, const Router& r, HttpServer& o, Metrics& m)
       : config(c), workers(w), pool(p), router(r), owner(o), metrics(m) {}
@@ -245,9 +247,19 @@ struct HttpServer::Impl {
       r.content_type = std::string(req[http::field::content_type]);
       r.authorization = std::string(req[http::field::authorization]);
       r.host = std::string(req[http::field::host]);
+      r.accept_encoding = std::string(req[http::field::accept_encoding]);
       r.body = std::move(req.body());
       const bool keep_alive = req.keep_alive();
       const unsigned version = req.version();
+
+      // The live-data WebSocket (a GET without upgrade reaches the router: 400).
+      if (live && r.path == "/api/v1/ws" && r.method == "GET" && isWebSocketUpgrade(req)) {
+        std::optional<std::string> token;
+        if (auto t = r.param("token"); good && t) token = std::string(*t);
+        auto socket = stream.release_socket();  // the HTTP stream's timers stay behind
+        co_await serveWebSocket(WsEnv{config, pool, *live}, socket, req, token);
+        co_return;
+      }
 
       std::optional<Response> res;
       if (!good) {
@@ -271,6 +283,7 @@ struct HttpServer::Impl {
       count(res->status);
       const bool keep = keep_alive && accepting;
       auto out = toBeast(std::move(*res), version, keep);
+      if (r.method == "HEAD") out.body().clear();  // the GET's headers (Content-Length too), no body
       stream.expires_after(std::chrono::seconds(60));
       auto [wec, wn] = co_await http::async_write(stream, out, kTuple);
       if (good) --owner.inflight_;  // in flight until the response is written (drain waits for it)
@@ -298,6 +311,10 @@ Result<int> HttpServer::start() {
   impl_->acceptor = std::move(*acceptor);
   asio::co_spawn(ctx, impl_->acceptLoop(), asio::detached);
   return port;
+}
+
+void HttpServer::setLiveHub(LiveHub* hub) {
+  impl_->live = hub;
 }
 
 void HttpServer::stopAccepting() {

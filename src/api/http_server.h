@@ -4,7 +4,9 @@
 // the connection's worker. When the pool's queue is full the server answers 503 at once.
 // A deferred response (Response::deferred, e.g. RPC waiting for a device) is then awaited on the
 // connection's worker without holding a pool thread; it counts as in flight until written.
-// The IoWorkers must outlive the server. Beast stays inside http_server.cc.
+// GET /api/v1/ws with a WebSocket upgrade is handed to the live-data endpoint (ws_session.cc,
+// docs/websocket.md) when a LiveHub is set. The IoWorkers must outlive the server. Beast stays
+// inside http_server.cc and ws_session.cc.
 #include <atomic>
 #include <memory>
 
@@ -16,6 +18,8 @@
 
 namespace sw::api {
 
+class LiveHub;
+
 class HttpServer {
  public:
   HttpServer(const Config& config, runtime::IoWorkers& workers, runtime::BlockingPool& pool, const Router& router,
@@ -25,6 +29,8 @@ class HttpServer {
   Result<int> start();
   // Stops accepting new connections; responses written from now on close their connection.
   void stopAccepting();
+  // Serves the live-data WebSocket with this hub (before start(); it must outlive the server).
+  void setLiveHub(LiveHub* hub);
   std::size_t inflight() const { return inflight_.load(); }
 
  private:

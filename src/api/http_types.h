@@ -22,6 +22,7 @@ struct Request {
   std::string content_type;
   std::string authorization;
   std::string host;
+  std::string accept_encoding;  // Accept-Encoding (the web UI serves precompressed files)
   std::string body;
 
   // First value of a query parameter.

@@ -23,6 +23,12 @@ std::vector<std::string_view> split(std::string_view path) {
   return out;
 }
 
+// API and system paths: an unknown one is a 404 problem, never the fallback.
+bool reservedPath(const std::vector<std::string_view>& segs) {
+  if (segs.empty()) return false;
+  return segs[0] == "api" || segs[0] == "healthz" || segs[0] == "readyz" || segs[0] == "metrics";
+}
+
 }  // namespace
 
 const std::string& Context::param(std::string_view name) const {
@@ -79,6 +85,10 @@ Response Router::handle(const Request& request) const {
   }
   if (!found) {
     if (path_matched) return problem(405, "method_not_allowed", "method not allowed on this resource");
+    if (fallback_ && !reservedPath(segs)) {
+      Context ctx{request, {}, std::nullopt};
+      return fallback_(ctx);
+    }
     return problem(404, "not_found", "no such route");
   }
   Context ctx{request, std::move(params), std::nullopt};

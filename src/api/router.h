@@ -44,6 +44,9 @@ class Router {
  public:
   explicit Router(BearerVerifier verifier) : verifier_(std::move(verifier)) {}
   void add(std::string method, std::string pattern, Auth auth, Handler handler);
+  // Answers (without authentication, any method) a request whose path matches no route and is
+  // not under /api, /healthz, /readyz or /metrics (those keep the 404 problem): the web UI.
+  void setFallback(Handler handler) { fallback_ = std::move(handler); }
   Response handle(const Request& request) const;
   std::vector<RouteInfo> routes() const;
 
@@ -59,6 +62,7 @@ class Router {
   static bool match(const Route& r, const std::vector<std::string_view>& segs,
                     std::vector<std::pair<std::string, std::string>>& params);
   std::vector<Route> routes_;  // sorted by literal count, descending
+  Handler fallback_;
   BearerVerifier verifier_;
 };
 

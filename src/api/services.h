@@ -14,6 +14,8 @@
 
 namespace sw::api {
 
+class LiveHub;
+
 struct Services {
   const Config& config;
   storage::MetadataStore& metadata;
@@ -26,6 +28,9 @@ struct Services {
   std::counting_semaphore<64>& hashing_slots;
   // Live device transports (the MQTT broker): connection state, RPC. Null: all offline.
   ingest::DeviceChannel* devices = nullptr;
+  // Live data WebSocket hub: told of committed device, tenant and user changes (device filters,
+  // tenant isolation, role checks of open sockets). Null: no WebSocket endpoint.
+  LiveHub* live = nullptr;
 };
 
 class Router;
@@ -35,6 +40,8 @@ void registerAuthRoutes(Router& router, Services& s);
 void registerAdminRoutes(Router& router, Services& s);
 void registerDeviceRoutes(Router& router, Services& s);
 void registerTelemetryRoutes(Router& router, Services& s);
+void registerLiveRoutes(Router& router, Services& s);  // live_hub.cc
+void registerDashboardRoutes(Router& router, Services& s);
 void registerAllRoutes(Router& router, Services& s);
 // Verifies a bearer JWT and that its user still exists with the same role.
 Result<struct Principal> verifyBearer(Services& s, std::string_view token);

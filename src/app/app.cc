@@ -7,8 +7,10 @@
 #include <thread>
 
 #include "api/http_server.h"
+#include "api/live_hub.h"
 #include "api/router.h"
 #include "api/services.h"
+#include "api/static_files.h"
 #include "core/clock.h"
 #include "core/logging.h"
 #include "ingest/pipeline.h"
@@ -41,6 +43,27 @@ Status bootstrapAdmin(storage::MetadataStore& metadata, const Config& config) {
   }
   logger("app")->info("msg=\"created system administrator\" username=admin generated_password={}", generated);
   return ok();
+}
+
+// The web UI to serve at "/": the configured or found build, else the built-in page saying it
+// was not built (a broken UI directory never stops the API).
+api::StaticFiles loadUi(const Config& config) {
+  auto log = logger("app");
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::filesystem::path dir = api::findUiDir(config, ec ? std::filesystem::path() : exe);
+  if (!dir.empty()) {
+    auto ui = api::StaticFiles::load(dir);
+    if (ui) {
+      log->info("msg=\"serving the web UI\" dir={} files={} bytes={}", ui->source(), ui->fileCount(), ui->totalBytes());
+      return std::move(*ui);
+    }
+    log->warn("msg=\"cannot serve the web UI, serving a placeholder page\" dir={} error=\"{}\"", dir.string(),
+              ui.error().message);
+  } else {
+    log->info("msg=\"web UI not built, serving a placeholder page\" hint=\"make build, or set SW_UI_DIR\"");
+  }
+  return api::StaticFiles::placeholder();
 }
 
 Result<std::string> jwtKey(storage::MetadataStore& metadata) {
@@ -142,19 +165,28 @@ int serve(const Config& config) {
   });
   pipeline.addAttributesObserver(
       [&broker](const ingest::DeviceRef& device, std::string_view json) { broker.attributesStored(device, json); });
+  // Live data for WebSocket clients; outlives the I/O workers (their sockets release it).
+  api::LiveHub live(api::LiveLimits::fromConfig(config), **metadata, **store, jwt, metrics);
+  pipeline.addObserver([&live](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
+    live.telemetryStored(device, points);
+  });
   std::atomic<bool> ready{false};
   std::counting_semaphore<64> hashing_slots(
       static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));
   api::Services services{config, **metadata, **store, pipeline, jwt, metrics, ready, hashing_slots};
   api::Router router([&services](std::string_view token) { return api::verifyBearer(services, token); });
   services.devices = &broker;
+  services.live = &live;
   api::registerAllRoutes(router, services);
+  const api::StaticFiles ui = loadUi(config);
+  router.setFallback([&ui](api::Context& ctx) { return ui.serve(ctx.request); });
 
   runtime::BlockingPool pool(config.api_threads, config.api_queue);
   metrics.gauge("sw_api_queue_depth", "Requests waiting for a handler thread",
                 [&pool] { return static_cast<double>(pool.depth()); });
   runtime::IoWorkers workers(config.io_threads);
   api::HttpServer server(config, workers, pool, router, metrics);
+  server.setLiveHub(&live);
   auto port = server.start();
   if (!port) {
     log->error("msg=\"{}\"", port.error().message);
@@ -182,11 +214,12 @@ int serve(const Config& config) {
   log->info("msg=\"draining\" signal={}", sig);
   ready = false;
   server.stopAccepting();
+  live.closeAll(api::kWsCloseGoingAway, "server shutting down");
   mqtt_server.stopAccepting();
   mqtt_server.disconnectAll();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(config.shutdown_grace_s);
   // MQTT clients were told to go (0x8B); their connections close once that is written.
-  while ((server.inflight() > 0 || pool.depth() > 0 || broker.stats().connections.load() > 0) &&
+  while ((server.inflight() > 0 || pool.depth() > 0 || broker.stats().connections.load() > 0 || live.sockets() > 0) &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -61,6 +61,15 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_MQTT_MAX_RETAINED_BYTES", c.mqtt_max_retained_bytes); !s) return s;
   if (auto s = envNumber("SW_MQTT_MAX_SESSIONS_PER_TENANT", c.mqtt_max_sessions_per_tenant); !s) return s;
   envString("SW_MQTT_BIND", c.mqtt_bind);
+  if (auto s = envNumber("SW_WS_MAX_CONNECTIONS", c.ws_max_connections); !s) return s;
+  if (auto s = envNumber("SW_WS_MAX_MESSAGE_BYTES", c.ws_max_message_bytes); !s) return s;
+  if (auto s = envNumber("SW_WS_MAX_QUEUE_BYTES", c.ws_max_queue_bytes); !s) return s;
+  if (auto s = envNumber("SW_WS_MAX_COALESCED_BYTES", c.ws_max_coalesced_bytes); !s) return s;
+  if (auto s = envNumber("SW_WS_MAX_SUBSCRIPTIONS", c.ws_max_subscriptions); !s) return s;
+  if (auto s = envNumber("SW_WS_SLOW_CLOSE_S", c.ws_slow_close_s); !s) return s;
+  if (auto s = envNumber("SW_WS_IDLE_TIMEOUT_S", c.ws_idle_timeout_s); !s) return s;
+  if (auto s = envNumber("SW_WS_AUTH_TIMEOUT_S", c.ws_auth_timeout_s); !s) return s;
+  if (auto s = envNumber("SW_WS_AUTH_RECHECK_S", c.ws_auth_recheck_s); !s) return s;
   if (auto s = envNumber("SW_HTTP_MAX_BODY_BYTES", c.http_max_body_bytes); !s) return s;
   if (auto s = envNumber("SW_HTTP_MAX_CONNECTIONS", c.http_max_connections); !s) return s;
   if (auto s = envNumber("SW_IO_THREADS", c.io_threads); !s) return s;
@@ -71,6 +80,7 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_RETENTION_INTERVAL_S", c.retention_interval_s); !s) return s;
   if (auto s = envBool("SW_STORAGE_SYNC_WAL", c.storage_sync_wal); !s) return s;
   envString("SW_HTTP_BIND", c.http_bind);
+  envString("SW_UI_DIR", c.ui_dir);
   envString("SW_DATA_DIR", c.data_dir);
   envString("SW_ADMIN_PASSWORD", c.admin_password);
   envString("SW_LOG_LEVEL", c.log_level);
@@ -87,6 +97,7 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "http", "max_body_bytes", c.http_max_body_bytes);
       readNode(root, "http", "max_connections", c.http_max_connections);
       readNode(root, "http", "max_inflight_body_bytes", c.http_max_inflight_body_bytes);
+      readNode(root, "http", "ui_dir", c.ui_dir);
       readNode(root, "mqtt", "bind", c.mqtt_bind);
       readNode(root, "mqtt", "port", c.mqtt_port);
       readNode(root, "mqtt", "max_connections", c.mqtt_max_connections);
@@ -99,6 +110,15 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "mqtt", "max_retained", c.mqtt_max_retained);
       readNode(root, "mqtt", "max_retained_bytes", c.mqtt_max_retained_bytes);
       readNode(root, "mqtt", "max_sessions_per_tenant", c.mqtt_max_sessions_per_tenant);
+      readNode(root, "ws", "max_connections", c.ws_max_connections);
+      readNode(root, "ws", "max_message_bytes", c.ws_max_message_bytes);
+      readNode(root, "ws", "max_queue_bytes", c.ws_max_queue_bytes);
+      readNode(root, "ws", "max_coalesced_bytes", c.ws_max_coalesced_bytes);
+      readNode(root, "ws", "max_subscriptions", c.ws_max_subscriptions);
+      readNode(root, "ws", "slow_close_s", c.ws_slow_close_s);
+      readNode(root, "ws", "idle_timeout_s", c.ws_idle_timeout_s);
+      readNode(root, "ws", "auth_timeout_s", c.ws_auth_timeout_s);
+      readNode(root, "ws", "auth_recheck_s", c.ws_auth_recheck_s);
       readNode(root, "storage", "data_dir", c.data_dir);
       readNode(root, "storage", "sync_wal", c.storage_sync_wal);
       readNode(root, "security", "admin_password", c.admin_password);
@@ -132,6 +152,18 @@ Result<Config> loadConfig(const std::string& path) {
     return fail(Code::kInvalidArgument, "mqtt.max_packet_bytes must be 64..268435460", "mqtt.max_packet_bytes");
   if (c.mqtt_max_queued < 1)
     return fail(Code::kInvalidArgument, "mqtt.max_queued must be at least 1", "mqtt.max_queued");
+  if (c.ws_max_message_bytes < 1024 || c.ws_max_message_bytes > (16u << 20))
+    return fail(Code::kInvalidArgument, "ws.max_message_bytes must be 1024..16777216", "ws.max_message_bytes");
+  if (c.ws_max_queue_bytes < 1024)
+    return fail(Code::kInvalidArgument, "ws.max_queue_bytes must be at least 1024", "ws.max_queue_bytes");
+  if (c.ws_max_coalesced_bytes < 1024)
+    return fail(Code::kInvalidArgument, "ws.max_coalesced_bytes must be at least 1024", "ws.max_coalesced_bytes");
+  if (c.ws_max_subscriptions < 1)
+    return fail(Code::kInvalidArgument, "ws.max_subscriptions must be at least 1", "ws.max_subscriptions");
+  if (c.ws_slow_close_s < 1 || c.ws_idle_timeout_s < 2 || c.ws_auth_timeout_s < 1 || c.ws_auth_recheck_s < 1)
+    return fail(Code::kInvalidArgument,
+                "ws.slow_close_s, ws.auth_timeout_s and ws.auth_recheck_s must be at least 1, ws.idle_timeout_s at "
+                "least 2");
   if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
   return c;
 }

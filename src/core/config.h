@@ -14,6 +14,7 @@ struct Config {
   std::size_t http_max_body_bytes = 16 * 1024 * 1024;
   std::size_t http_max_connections = 10000;              // further connections are closed at once
   std::size_t http_max_inflight_body_bytes = 256 << 20;  // bodies being read at once; 503 beyond
+  std::string ui_dir;  // built web UI served at /; empty: ./ui/dist, else <exe dir>/../ui/dist
   // mqtt (docs/mqtt.md)
   std::string mqtt_bind = "0.0.0.0";
   int mqtt_port = 1883;
@@ -27,6 +28,16 @@ struct Config {
   std::size_t mqtt_max_retained = 10000;              // per tenant
   std::size_t mqtt_max_retained_bytes = 64 << 20;     // per tenant (topics + payloads)
   std::size_t mqtt_max_sessions_per_tenant = 100000;  // connected and persistent
+  // live data WebSocket GET /api/v1/ws (docs/websocket.md)
+  std::size_t ws_max_connections = 10000;
+  std::size_t ws_max_message_bytes = 64 * 1024;  // client message; larger: error resource_exhausted
+  std::size_t ws_max_queue_bytes = 4 << 20;      // per socket; beyond, telemetry is coalesced
+  std::size_t ws_max_coalesced_bytes = 4 << 20;  // per socket; beyond, close 1008
+  std::size_t ws_max_subscriptions = 100;        // per socket
+  int ws_slow_close_s = 30;                      // close (1008) a socket that stays coalesced this long
+  int ws_idle_timeout_s = 60;                    // ping after half of it without client data, close after it
+  int ws_auth_timeout_s = 10;                    // first message auth deadline (without ?token)
+  int ws_auth_recheck_s = 60;                    // how often a socket's user is re-checked (deleted, role changed)
   // storage
   std::string data_dir = "./data";
   bool storage_sync_wal = false;  // fsync the WAL on every commit group (power-loss safety)

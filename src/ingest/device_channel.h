@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/ids.h"
 
@@ -45,6 +46,8 @@ class DeviceChannel {
  public:
   virtual ~DeviceChannel() = default;
   virtual DeviceState state(const TenantId& tenant, const DeviceId& device) const = 0;
+  // The tenant's devices that are online now (state().online), in no particular order.
+  virtual std::vector<DeviceId> onlineDevices(const TenantId& tenant) const = 0;
   // done runs exactly once, on an arbitrary thread (never inline in a way that re-enters).
   virtual void rpc(RpcRequest request, std::function<void(RpcOutcome)> done) = 0;
   // Shared attributes changed through the REST API: push {"key": value, ...} to the device.

@@ -1,5 +1,5 @@
 #pragma once
-// MetadataStore: tenants, users, devices, credentials, attributes. Embedded backend: SQLite;
+// MetadataStore: tenants, users, devices, credentials, attributes, dashboards. Embedded backend: SQLite;
 // PostgreSQL later for scale-out. Every device/attribute call takes the tenant, and a row of
 // another tenant is reported as not_found (existence is not leaked).
 //
@@ -13,6 +13,10 @@
 
 #include "core/ids.h"
 #include "core/status.h"
+
+namespace sw {
+using DashboardId = Id<struct DashboardTag>;
+}  // namespace sw
 
 namespace sw::storage {
 
@@ -57,6 +61,10 @@ struct DeviceFilter {
   std::string type;                        // exact
   std::string label_key;                   // label present
   std::optional<std::string> label_value;  // ... with this value
+  // Only devices among these ids (e.g. those online now); unset: no restriction.
+  std::optional<std::vector<DeviceId>> only_ids;
+  // No device among these ids (e.g. those online now, to list the offline ones).
+  std::vector<DeviceId> except_ids;
 };
 
 struct PageRequest {
@@ -101,6 +109,19 @@ struct MqttCredential {
   std::string password_hash;  // argon2id (security/crypto.h)
 };
 
+// A dashboard: its layout (widgets and grid positions) is a JSON object the server stores as is.
+struct Dashboard {
+  DashboardId id;
+  TenantId tenant_id;
+  std::string name;
+  std::string description;
+  std::string layout_json;   // compact JSON object text; empty in list results
+  int widgets = 0;           // entries of layout.widgets (when an array), kept for listings
+  std::int64_t version = 1;  // +1 on every update (optimistic concurrency)
+  std::int64_t created_at = 0;
+  std::int64_t updated_at = 0;
+};
+
 struct RefreshTokenRecord {
   UserId user_id;
   std::int64_t expires_at = 0;
@@ -114,7 +135,7 @@ class MetadataStore {
   virtual Result<Tenant> getTenant(const TenantId& id) = 0;
   virtual Result<Page<Tenant>> listTenants(const PageRequest& page) = 0;
   virtual Result<Tenant> updateTenant(const TenantId& id, const TenantPatch& patch) = 0;
-  // Deletes the tenant with its users, devices and attributes.
+  // Deletes the tenant with its users, devices, attributes and dashboards.
   virtual Status deleteTenant(const TenantId& id) = 0;
 
   virtual Result<User> createUser(const User& user) = 0;
@@ -150,10 +171,27 @@ class MetadataStore {
                                   const std::vector<Attribute>& attributes) = 0;
   virtual Result<std::vector<Attribute>> getAttributes(const TenantId& tenant, const DeviceId& device,
                                                        const std::string& scope) = 0;
+  // Removes these keys of one scope; returns the keys that existed.
+  virtual Result<std::vector<std::string>> deleteAttributes(const TenantId& tenant, const DeviceId& device,
+                                                            const std::string& scope,
+                                                            const std::vector<std::string>& keys) = 0;
 
   virtual Status storeRefreshToken(const std::string& token_hash, const RefreshTokenRecord& record) = 0;
   // Atomically removes and returns the record (refresh tokens are single-use).
   virtual Result<RefreshTokenRecord> takeRefreshToken(const std::string& token_hash) = 0;
+
+  // Dashboards of a tenant (names need not be unique). create assigns id, version 1 and times.
+  virtual Result<Dashboard> createDashboard(const Dashboard& dashboard) = 0;
+  virtual Result<Dashboard> getDashboard(const TenantId& tenant, const DashboardId& id) = 0;
+  // Ordered by name; q: case-insensitive substring of the name. Items come without layout_json.
+  virtual Result<Page<Dashboard>> listDashboards(const TenantId& tenant, const std::string& q,
+                                                 const PageRequest& page) = 0;
+  // Replaces name, description, layout and widgets of dashboard.id when its stored version is
+  // expected_version, and increments the version. nullopt (nothing changed) when the stored
+  // version differs; not_found when the tenant has no such dashboard.
+  virtual Result<std::optional<Dashboard>> updateDashboard(const Dashboard& dashboard,
+                                                           std::int64_t expected_version) = 0;
+  virtual Status deleteDashboard(const TenantId& tenant, const DashboardId& id) = 0;
 
   virtual Result<std::optional<std::string>> getSetting(const std::string& name) = 0;
   virtual Status putSetting(const std::string& name, const std::string& value) = 0;

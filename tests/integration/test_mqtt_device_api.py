@@ -193,6 +193,31 @@ def test_shared_attributes_only_to_their_device(server, tenant, dev):
     assert b.messages.matching(ATTR) == []
 
 
+def test_shared_attribute_delete(server, sysadmin, tenant, dev):
+    """DELETE /attributes removes keys and tells the device ThingsBoard style: {"deleted":[...]}."""
+    c = device_client(server, dev)
+    c.subscribe(ATTR, 1)
+    set_shared(tenant, dev.id, {"keep": 1, "drop": 2})
+    c.messages.wait_one(topic=ATTR)
+    url = f"/api/v1/devices/{dev.id}/attributes"
+    r = tenant.admin.delete(url, params={"scope": "shared", "keys": "drop,never-set"})
+    assert r.status_code == 200, r.text
+    assert set(r.json()["shared"]) == {"keep"}
+    assert c.messages.wait_for(2, topic=ATTR)[1].json() == {"deleted": ["drop"]}
+    # bad requests and roles
+    assert tenant.admin.delete(url, params={"scope": "client", "keys": "keep"}).status_code == 400
+    r = tenant.admin.delete(url, params={"scope": "shared"})
+    assert r.status_code == 400 and r.json()["field"] == "keys"
+    assert tenant.viewer.delete(url, params={"scope": "shared", "keys": "keep"}).status_code == 403
+    other = TenantCtx(server, sysadmin)
+    assert other.admin.delete(url, params={"scope": "shared", "keys": "keep"}).status_code == 404
+    # nothing removed: the device hears nothing more
+    assert tenant.admin.delete(url, params={"keys": "never-set"}).status_code == 200
+    c.messages.quiet()
+    assert len(c.messages.matching(ATTR)) == 2
+    c.disconnect()
+
+
 @pytest.mark.parametrize("version", [V311, V5])
 def test_attribute_request_response(server, tenant, dev, version):
     server.post_client_attributes(dev.token, {"c1": 1, "c2": "two"})

@@ -75,7 +75,8 @@ def test_openapi_document(server):
 
 
 def test_unknown_route_404(server):
-    r = requests.get(server.url("/definitely/not/a/route"), timeout=10)
+    # unknown API routes are 404 problems; other paths are the web UI (test_static_ui.py)
+    r = requests.get(server.url("/api/v1/definitely/not/a/route"), timeout=10)
     assert_problem(r, 404, "not_found")
 
 

@@ -1,5 +1,6 @@
 // SqliteMetadataStore: schema migrations, CRUD, constraints, tenant scoping, keyset pagination
-// and filters, attributes, refresh tokens, device tokens, gateways and MQTT basic credentials.
+// and filters, attributes, refresh tokens, device tokens, gateways, MQTT basic credentials and
+// dashboards.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -81,14 +82,14 @@ void expectCode(const Error& e, Code code) {
 TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   auto v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 3);
+  EXPECT_EQ(*v, 4);
   Tenant t = tenant("acme");
   ASSERT_TRUE(db().putSetting("jwt_hs256_key", "secret"));
   open();
   open();
   v = db().schemaVersion();
   ASSERT_TRUE(v);
-  EXPECT_EQ(*v, 3);
+  EXPECT_EQ(*v, 4);
   auto again = db().getTenant(t.id);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->name, "acme");
@@ -103,7 +104,7 @@ TEST_F(MetadataStoreTest, MigrationsAppliedAndReopenIsIdempotent) {
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM schema_version", -1, &stmt, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 3);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 4);
   sqlite3_finalize(stmt);
   sqlite3_close(raw);
 }
@@ -1004,6 +1005,169 @@ TEST_F(MetadataStoreTest, DeviceActivityIsSavedAndScopedByTenant) {
   auto reopened = db().findDeviceByName(a.id, "meter");
   ASSERT_TRUE(reopened);
   EXPECT_EQ(reopened->last_activity, 150);
+}
+
+TEST_F(MetadataStoreTest, ListDevicesByIncludedAndExcludedIds) {
+  Tenant t = tenant("ids");
+  std::vector<Device> devs;
+  for (const char* n : {"a", "b", "c", "d", "e"}) devs.push_back(device(t.id, n));
+  DeviceFilter only;
+  only.only_ids = std::vector<DeviceId>{devs[1].id, devs[3].id, DeviceId("not-a-device"), DeviceId("q\"\\x")};
+  EXPECT_EQ(deviceNames(t.id, only), (std::vector<std::string>{"b", "d"}));
+  only.only_ids->clear();
+  EXPECT_TRUE(deviceNames(t.id, only).empty());  // nobody online: an empty list, not everything
+  DeviceFilter except;
+  except.except_ids = {devs[1].id, devs[3].id};
+  EXPECT_EQ(deviceNames(t.id, except), (std::vector<std::string>{"a", "c", "e"}));
+  // Combined with other filters and paged by the same keyset cursor.
+  except.q = "E";
+  EXPECT_EQ(deviceNames(t.id, except), (std::vector<std::string>{"e"}));
+  DeviceFilter paged;
+  paged.except_ids = {devs[0].id};
+  PageRequest page;
+  page.page_size = 2;
+  std::vector<std::string> names;
+  for (int i = 0; i < 10; ++i) {
+    auto r = db().listDevices(t.id, paged, page);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->items.size(), r->next_cursor.empty() ? r->items.size() : 2u);  // full pages
+    for (const auto& d : r->items) names.push_back(d.name);
+    if (r->next_cursor.empty()) break;
+    page.after = r->next_cursor;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"b", "c", "d", "e"}));
+}
+
+Dashboard dashboard(const TenantId& t, const std::string& name, const std::string& layout = R"({"schema":1})") {
+  Dashboard d;
+  d.tenant_id = t;
+  d.name = name;
+  d.description = "about " + name;
+  d.layout_json = layout;
+  return d;
+}
+
+TEST_F(MetadataStoreTest, DashboardCrudAndVersions) {
+  Tenant t = tenant("dash");
+  Dashboard in = dashboard(t.id, "Plant", R"({"schema":1,"widgets":[{"id":"w1"},{"id":"w2"}]})");
+  in.widgets = 2;
+  auto created = db().createDashboard(in);
+  ASSERT_TRUE(created) << created.error().message;
+  EXPECT_FALSE(created->id.empty());
+  EXPECT_EQ(created->version, 1);
+  EXPECT_GT(created->created_at, 0);
+  EXPECT_EQ(created->updated_at, created->created_at);
+  auto got = db().getDashboard(t.id, created->id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->name, "Plant");
+  EXPECT_EQ(got->description, "about Plant");
+  EXPECT_EQ(got->layout_json, in.layout_json);
+  EXPECT_EQ(got->widgets, 2);
+
+  Dashboard edit = *got;
+  edit.name = "Plant 2";
+  edit.layout_json = R"({"schema":1,"widgets":[]})";
+  edit.widgets = 0;
+  auto updated = db().updateDashboard(edit, 1);
+  ASSERT_TRUE(updated) << updated.error().message;
+  ASSERT_TRUE(updated->has_value());
+  EXPECT_EQ((*updated)->version, 2);
+  EXPECT_EQ((*updated)->name, "Plant 2");
+  EXPECT_EQ((*updated)->widgets, 0);
+  EXPECT_GE((*updated)->updated_at, created->updated_at);
+  EXPECT_EQ((*updated)->created_at, created->created_at);
+
+  // A second editor who started from version 1 does not overwrite version 2.
+  Dashboard stale = *got;
+  stale.name = "stale";
+  auto conflict = db().updateDashboard(stale, 1);
+  ASSERT_TRUE(conflict);
+  EXPECT_FALSE(conflict->has_value());
+  EXPECT_EQ(db().getDashboard(t.id, created->id)->name, "Plant 2");
+
+  Dashboard missing = stale;
+  missing.id = DashboardId(newUuid());
+  auto nf = db().updateDashboard(missing, 1);
+  ASSERT_FALSE(nf);
+  expectCode(nf.error(), Code::kNotFound);
+
+  open();  // survives a reopen
+  EXPECT_EQ(db().getDashboard(t.id, created->id)->version, 2);
+  ASSERT_TRUE(db().deleteDashboard(t.id, created->id));
+  expectCode(db().getDashboard(t.id, created->id).error(), Code::kNotFound);
+  expectCode(db().deleteDashboard(t.id, created->id).error(), Code::kNotFound);
+}
+
+TEST_F(MetadataStoreTest, DashboardsAreScopedByTenantAndGoWithIt) {
+  Tenant a = tenant("dash-a");
+  Tenant b = tenant("dash-b");
+  auto d = db().createDashboard(dashboard(a.id, "mine"));
+  ASSERT_TRUE(d);
+  expectCode(db().getDashboard(b.id, d->id).error(), Code::kNotFound);
+  Dashboard hijack = *d;
+  hijack.tenant_id = b.id;
+  auto upd = db().updateDashboard(hijack, 1);
+  ASSERT_FALSE(upd);
+  expectCode(upd.error(), Code::kNotFound);
+  expectCode(db().deleteDashboard(b.id, d->id).error(), Code::kNotFound);
+  PageRequest page;
+  EXPECT_TRUE(db().listDashboards(b.id, "", page)->items.empty());
+  // A dashboard of an unknown tenant is refused.
+  auto orphan = db().createDashboard(dashboard(TenantId(newUuid()), "orphan"));
+  ASSERT_FALSE(orphan);
+  expectCode(orphan.error(), Code::kNotFound);
+  ASSERT_TRUE(db().deleteTenant(a.id));
+  sqlite3* raw = nullptr;
+  store_.reset();
+  ASSERT_EQ(sqlite3_open(dir_.file("meta.db").c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM dashboards", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+}
+
+TEST_F(MetadataStoreTest, ListDashboardsByNameWithSearchAndPages) {
+  Tenant t = tenant("dash-list");
+  for (const char* n : {"Zeta", "alpha", "Beta", "beta", "Gamma 50%", "gamma_x"}) {
+    ASSERT_TRUE(db().createDashboard(dashboard(t.id, n)));
+  }
+  ASSERT_TRUE(db().createDashboard(dashboard(t.id, "Beta")));  // names need not be unique
+  PageRequest page;
+  page.page_size = 2;
+  std::vector<std::string> names;
+  std::set<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto r = db().listDashboards(t.id, "", page);
+    ASSERT_TRUE(r) << r.error().message;
+    for (const auto& d : r->items) {
+      names.push_back(d.name);
+      ids.insert(d.id.str());
+      EXPECT_TRUE(d.layout_json.empty()) << "listings carry no layout";
+    }
+    if (r->next_cursor.empty()) break;
+    page.after = r->next_cursor;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"Beta", "Beta", "Gamma 50%", "Zeta", "alpha", "beta", "gamma_x"}));
+  EXPECT_EQ(ids.size(), 7u);
+  PageRequest all;
+  auto q = [&](const std::string& text) {
+    std::vector<std::string> out;
+    auto r = db().listDashboards(t.id, text, all);
+    EXPECT_TRUE(r) << r.error().message;
+    if (r) {
+      for (const auto& d : r->items) out.push_back(d.name);
+    }
+    return out;
+  };
+  EXPECT_EQ(q("BETA"), (std::vector<std::string>{"Beta", "Beta", "beta"}));
+  EXPECT_EQ(q("%"), (std::vector<std::string>{"Gamma 50%"}));  // LIKE wildcards are literal
+  EXPECT_EQ(q("_"), (std::vector<std::string>{"gamma_x"}));
+  EXPECT_TRUE(q("nothing").empty());
+  PageRequest bad;
+  bad.after = "zz";
+  expectCode(db().listDashboards(t.id, "", bad).error(), Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -607,6 +607,14 @@ class FakeChannel : public ingest::DeviceChannel {
     auto it = states.find(device.str());
     return it == states.end() ? ingest::DeviceState{} : it->second;
   }
+  std::vector<DeviceId> onlineDevices(const TenantId&) const override {
+    std::lock_guard lock(mutex);
+    std::vector<DeviceId> out;
+    for (const auto& [id, st] : states) {
+      if (st.online) out.emplace_back(id);
+    }
+    return out;
+  }
   void rpc(ingest::RpcRequest request, std::function<void(ingest::RpcOutcome)> done) override {
     std::lock_guard lock(mutex);
     requests.push_back(request);

@@ -468,6 +468,17 @@ ingest::DeviceState Broker::state(const TenantId& tenant, const DeviceId& device
   return st;
 }
 
+std::vector<DeviceId> Broker::onlineDevices(const TenantId& tenant) const {
+  // The table holds connected devices and recent activity only (takeChangedStates prunes the
+  // rest), so a scan is bounded by what is live, not by the number of devices.
+  std::vector<DeviceId> out;
+  std::lock_guard lock(devices_mutex_);
+  for (const auto& [id, entry] : devices_) {
+    if (entry.tenant == tenant && online(id)) out.push_back(id);
+  }
+  return out;
+}
+
 void Broker::sendRpc(const TenantId& tenant, const DeviceId& device, std::uint32_t id, const std::string& method,
                      const std::string& params_json) {
   DeviceId gateway;

@@ -114,6 +114,7 @@ class Broker final : public ingest::DeviceChannel {
 
   // ---- ingest::DeviceChannel ----
   ingest::DeviceState state(const TenantId& tenant, const DeviceId& device) const override;
+  std::vector<DeviceId> onlineDevices(const TenantId& tenant) const override;
   void rpc(ingest::RpcRequest request, std::function<void(ingest::RpcOutcome)> done) override;
   void sharedAttributesChanged(const TenantId& tenant, const DeviceId& device, std::string json_object) override;
   void revoke(const TenantId& tenant, const DeviceId& device) override;

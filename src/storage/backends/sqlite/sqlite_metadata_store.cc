@@ -86,6 +86,21 @@ ALTER TABLE devices ADD COLUMN last_connect INTEGER;
 ALTER TABLE devices ADD COLUMN last_disconnect INTEGER;
 ALTER TABLE devices ADD COLUMN last_activity INTEGER;
 )sql",
+    // 4: dashboards of a tenant; the layout is an opaque JSON object (widgets, grid positions).
+    R"sql(
+CREATE TABLE dashboards (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  layout TEXT NOT NULL,
+  widgets INTEGER NOT NULL DEFAULT 0,
+  version INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX dashboards_by_name ON dashboards(tenant_id, name, id);
+)sql",
 };
 
 class Stmt {
@@ -200,6 +215,46 @@ Device readDevice(const Stmt& s) {
 constexpr const char* kDeviceCols =
     "id, tenant_id, name, type, created_at, gateway, COALESCE(gateway_id, ''), last_connect, last_disconnect, "
     "last_activity";
+
+// Without the layout (listings); kDashboardFullCols adds it as column 8.
+constexpr const char* kDashboardCols = "id, tenant_id, name, description, widgets, version, created_at, updated_at";
+constexpr const char* kDashboardFullCols =
+    "id, tenant_id, name, description, widgets, version, created_at, updated_at, layout";
+
+Dashboard readDashboard(const Stmt& s, bool with_layout) {
+  Dashboard d;
+  d.id = DashboardId(s.text(0));
+  d.tenant_id = TenantId(s.text(1));
+  d.name = s.text(2);
+  d.description = s.text(3);
+  d.widgets = static_cast<int>(s.i64(4));
+  d.version = s.i64(5);
+  d.created_at = s.i64(6);
+  d.updated_at = s.i64(7);
+  if (with_layout) d.layout_json = s.text(8);
+  return d;
+}
+
+// A JSON array of ids as text, for "id IN (SELECT value FROM json_each(?))".
+std::string idArrayJson(const std::vector<DeviceId>& ids) {
+  std::string out = "[";
+  for (const auto& id : ids) {
+    if (out.size() > 1) out.push_back(',');
+    out.push_back('"');
+    for (char c : id.str()) {
+      // Ids are UUIDs; escape anyway so that no id can break the array.
+      if (c == '"' || c == '\\') out.push_back('\\');
+      if (static_cast<unsigned char>(c) < 0x20) {
+        out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        continue;
+      }
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back(']');
+  return out;
+}
 
 MqttCredential readMqttCredential(const Stmt& s) {
   return MqttCredential{TenantId(s.text(0)), DeviceId(s.text(1)), s.text(2), s.text(3), s.text(4)};
@@ -514,13 +569,18 @@ Result<Page<Device>> SqliteMetadataStore::listDevices(const TenantId& tenant, co
       "AND (?3 = '' OR type = ?3) "
       "AND (?4 = '' OR EXISTS (SELECT 1 FROM device_labels l WHERE l.device_id = d.id AND l.key = ?4 "
       "     AND (?5 = 0 OR l.value = ?6))) "
-      "AND (?7 = 0 OR (name, id) > (?8, ?9)) ORDER BY name, id LIMIT ?10",
+      "AND (?7 = 0 OR (name, id) > (?8, ?9)) "
+      "AND (?11 = 0 OR id IN (SELECT value FROM json_each(?12))) "
+      "AND (?13 = 0 OR id NOT IN (SELECT value FROM json_each(?14))) "
+      "ORDER BY name, id LIMIT ?10",
       kDeviceCols);
   Stmt s(db_, sql.c_str());
   s.bind(1, tenant.str()).bind(2, likeEscape(f.q)).bind(3, f.type).bind(4, f.label_key);
   s.bind(5, std::int64_t{f.label_value.has_value()}).bind(6, f.label_value.value_or(""));
   s.bind(7, std::int64_t{!page.after.empty()}).bind(8, cur->first).bind(9, cur->second);
   s.bind(10, static_cast<std::int64_t>(page.page_size + 1));
+  s.bind(11, std::int64_t{f.only_ids.has_value()}).bind(12, f.only_ids ? idArrayJson(*f.only_ids) : "[]");
+  s.bind(13, std::int64_t{!f.except_ids.empty()}).bind(14, idArrayJson(f.except_ids));
   Page<Device> out;
   while (s.step() == SQLITE_ROW) out.items.push_back(readDevice(s));
   if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list devices"));
@@ -722,6 +782,109 @@ Result<std::vector<Attribute>> SqliteMetadataStore::getAttributes(const TenantId
   while (s.step() == SQLITE_ROW) out.push_back(Attribute{s.text(0), s.text(1), s.i64(2)});
   if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read attributes"));
   return out;
+}
+
+Result<std::vector<std::string>> SqliteMetadataStore::deleteAttributes(const TenantId& tenant, const DeviceId& device,
+                                                                       const std::string& scope,
+                                                                       const std::vector<std::string>& keys) {
+  std::lock_guard lock(mutex_);
+  if (auto d = getDeviceLocked(tenant, device); !d) return std::unexpected(d.error());
+  if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return std::unexpected(st.error());
+  std::vector<std::string> removed;
+  for (const auto& key : keys) {
+    Stmt s(db_, "DELETE FROM attributes WHERE device_id = ? AND scope = ? AND key = ?");
+    s.bind(1, device.str()).bind(2, scope).bind(3, key);
+    if (s.step() != SQLITE_DONE) {
+      Error e = dbError(db_, "delete attributes");
+      (void)exec(db_, "ROLLBACK");
+      return std::unexpected(e);
+    }
+    if (sqlite3_changes(db_) > 0) removed.push_back(key);
+  }
+  if (auto st = exec(db_, "COMMIT"); !st) return std::unexpected(st.error());
+  return removed;
+}
+
+// ---- dashboards ----
+
+Result<Dashboard> SqliteMetadataStore::createDashboard(const Dashboard& d) {
+  std::lock_guard lock(mutex_);
+  Dashboard out = d;
+  if (out.id.empty()) out.id = DashboardId(newUuid());
+  out.version = 1;
+  out.created_at = nowMs();
+  out.updated_at = out.created_at;
+  Stmt s(db_,
+         "INSERT INTO dashboards(id, tenant_id, name, description, layout, widgets, version, created_at, updated_at) "
+         "VALUES (?,?,?,?,?,?,?,?,?)");
+  s.bind(1, out.id.str()).bind(2, out.tenant_id.str()).bind(3, out.name).bind(4, out.description);
+  s.bind(5, out.layout_json).bind(6, std::int64_t{out.widgets}).bind(7, out.version).bind(8, out.created_at);
+  s.bind(9, out.updated_at);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "create dashboard"));
+  return out;
+}
+
+Result<Dashboard> SqliteMetadataStore::getDashboardLocked(const TenantId& tenant, const DashboardId& id) {
+  Stmt s(db_, fmt::format("SELECT {} FROM dashboards WHERE id = ? AND tenant_id = ?", kDashboardFullCols).c_str());
+  s.bind(1, id.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_ROW) {
+    if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "read dashboard"));
+    return fail(Code::kNotFound, "dashboard not found");
+  }
+  return readDashboard(s, true);
+}
+
+Result<Dashboard> SqliteMetadataStore::getDashboard(const TenantId& tenant, const DashboardId& id) {
+  std::lock_guard lock(mutex_);
+  return getDashboardLocked(tenant, id);
+}
+
+Result<Page<Dashboard>> SqliteMetadataStore::listDashboards(const TenantId& tenant, const std::string& q,
+                                                            const PageRequest& page) {
+  auto cur = parseCursor(page.after);
+  if (!cur) return std::unexpected(cur.error());
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, fmt::format("SELECT {} FROM dashboards WHERE tenant_id = ?1 "
+                          "AND (?2 = '' OR name LIKE '%' || ?2 || '%' ESCAPE '\\') "
+                          "AND (?3 = 0 OR (name, id) > (?4, ?5)) ORDER BY name, id LIMIT ?6",
+                          kDashboardCols)
+                  .c_str());
+  s.bind(1, tenant.str()).bind(2, likeEscape(q)).bind(3, std::int64_t{!page.after.empty()});
+  s.bind(4, cur->first).bind(5, cur->second).bind(6, static_cast<std::int64_t>(page.page_size + 1));
+  Page<Dashboard> out;
+  while (s.step() == SQLITE_ROW) out.items.push_back(readDashboard(s, false));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list dashboards"));
+  if (out.items.size() > page.page_size) {
+    out.items.pop_back();
+    out.next_cursor = makeCursor(out.items.back().name, out.items.back().id.str());
+  }
+  return out;
+}
+
+Result<std::optional<Dashboard>> SqliteMetadataStore::updateDashboard(const Dashboard& d,
+                                                                      std::int64_t expected_version) {
+  std::lock_guard lock(mutex_);
+  // One statement: the version check and the write are atomic.
+  Stmt s(db_,
+         "UPDATE dashboards SET name = ?, description = ?, layout = ?, widgets = ?, version = version + 1, "
+         "updated_at = MAX(?, updated_at) WHERE id = ? AND tenant_id = ? AND version = ?");
+  s.bind(1, d.name).bind(2, d.description).bind(3, d.layout_json).bind(4, std::int64_t{d.widgets});
+  s.bind(5, nowMs()).bind(6, d.id.str()).bind(7, d.tenant_id.str()).bind(8, expected_version);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "update dashboard"));
+  const bool changed = sqlite3_changes(db_) > 0;
+  auto current = getDashboardLocked(d.tenant_id, d.id);
+  if (!current) return std::unexpected(current.error());
+  if (!changed) return std::optional<Dashboard>();
+  return std::optional<Dashboard>(std::move(*current));
+}
+
+Status SqliteMetadataStore::deleteDashboard(const TenantId& tenant, const DashboardId& id) {
+  std::lock_guard lock(mutex_);
+  Stmt s(db_, "DELETE FROM dashboards WHERE id = ? AND tenant_id = ?");
+  s.bind(1, id.str()).bind(2, tenant.str());
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "delete dashboard"));
+  if (sqlite3_changes(db_) == 0) return fail(Code::kNotFound, "dashboard not found");
+  return ok();
 }
 
 // ---- refresh tokens, settings ----

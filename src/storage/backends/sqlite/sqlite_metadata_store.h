@@ -51,11 +51,21 @@ class SqliteMetadataStore final : public MetadataStore {
 
   Status upsertAttributes(const TenantId& tenant, const DeviceId& device, const std::string& scope,
                           const std::vector<Attribute>& attributes) override;
+  Result<std::vector<std::string>> deleteAttributes(const TenantId& tenant, const DeviceId& device,
+                                                    const std::string& scope,
+                                                    const std::vector<std::string>& keys) override;
   Result<std::vector<Attribute>> getAttributes(const TenantId& tenant, const DeviceId& device,
                                                const std::string& scope) override;
 
   Status storeRefreshToken(const std::string& token_hash, const RefreshTokenRecord& record) override;
   Result<RefreshTokenRecord> takeRefreshToken(const std::string& token_hash) override;
+
+  Result<Dashboard> createDashboard(const Dashboard& dashboard) override;
+  Result<Dashboard> getDashboard(const TenantId& tenant, const DashboardId& id) override;
+  Result<Page<Dashboard>> listDashboards(const TenantId& tenant, const std::string& q,
+                                         const PageRequest& page) override;
+  Result<std::optional<Dashboard>> updateDashboard(const Dashboard& dashboard, std::int64_t expected_version) override;
+  Status deleteDashboard(const TenantId& tenant, const DashboardId& id) override;
 
   Result<std::optional<std::string>> getSetting(const std::string& name) override;
   Status putSetting(const std::string& name, const std::string& value) override;
@@ -65,6 +75,7 @@ class SqliteMetadataStore final : public MetadataStore {
   SqliteMetadataStore() = default;
   Status migrate();
   Result<Device> getDeviceLocked(const TenantId& tenant, const DeviceId& id);
+  Result<Dashboard> getDashboardLocked(const TenantId& tenant, const DashboardId& id);
   Status loadLabels(Device& d);
 
   std::mutex mutex_;
