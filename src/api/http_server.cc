@@ -180,6 +180,8 @@ struct HttpServer::Impl {
     beast::tcp_stream stream(std::move(socket));
     stream.socket().set_option(tcp::no_delay(true));
     beast::flat_buffer buffer;
+    // A named local, not a temporary inside co_await: GCC 12 may destroy such temporaries twice.
+    const std::string too_large = fmt::format("the body exceeds {} bytes", config.http_max_body_bytes);
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(config.http_max_body_bytes);
@@ -187,8 +189,7 @@ struct HttpServer::Impl {
       stream.expires_after(std::chrono::seconds(60));
       auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       if (hec == http::error::body_limit) {  // declared Content-Length over the limit
-        co_await writeProblem(stream, 413, "payload_too_large",
-                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        co_await writeProblem(stream, 413, "payload_too_large", too_large);
         break;
       }
       if (hec) {
@@ -200,8 +201,7 @@ struct HttpServer::Impl {
       }
       auto& head = parser.get();
       if (parser.content_length() && *parser.content_length() > config.http_max_body_bytes) {
-        co_await writeProblem(stream, 413, "payload_too_large",
-                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        co_await writeProblem(stream, 413, "payload_too_large", too_large);
         break;
       }
       // Bound the bytes of bodies being read at once (a body is held until it is handled).
@@ -223,8 +223,7 @@ struct HttpServer::Impl {
       stream.expires_after(std::chrono::seconds(120));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
       if (ec == http::error::body_limit) {
-        co_await writeProblem(stream, 413, "payload_too_large",
-                              fmt::format("the body exceeds {} bytes", config.http_max_body_bytes));
+        co_await writeProblem(stream, 413, "payload_too_large", too_large);
         break;
       }
       if (ec) {
@@ -254,6 +253,10 @@ struct HttpServer::Impl {
 
       // The live-data WebSocket (a GET without upgrade reaches the router: 400).
       if (live && r.path == "/api/v1/ws" && r.method == "GET" && isWebSocketUpgrade(req)) {
+        if (!accepting) {  // draining: LiveHub::closeAll has run, a new socket would hold the shutdown
+          co_await writeProblem(stream, 503, "unavailable", "server shutting down");
+          break;
+        }
         std::optional<std::string> token;
         if (auto t = r.param("token"); good && t) token = std::string(*t);
         auto socket = stream.release_socket();  // the HTTP stream's timers stay behind

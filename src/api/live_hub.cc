@@ -497,8 +497,13 @@ LiveHub::~LiveHub() = default;
 
 std::shared_ptr<LiveConnection> LiveHub::newConnection(std::function<void()> wake) {
   auto c = std::make_shared<LiveConnection>(limits_, std::move(wake), counters_);
-  std::lock_guard lock(registry_mutex_);
-  registry_.emplace(c.get(), c);
+  std::optional<std::pair<int, std::string>> closed_all;
+  {
+    std::lock_guard lock(registry_mutex_);
+    registry_.emplace(c.get(), c);
+    closed_all = closed_all_;
+  }
+  if (closed_all) c->close(closed_all->first, closed_all->second);
   return c;
 }
 
@@ -686,13 +691,8 @@ void LiveHub::subscribeLocked(const std::shared_ptr<LiveConnection>& connection,
   JsonWriter subscribed;
   subscribed.beginObject().key("type").string("subscribed").key("sub").string(sub->id).endObject();
   if (!telemetry) {
-    bool wake = false;
-    {
-      std::lock_guard lock(connection->mutex_);
-      if (!sub->active || connection->close_) return;
-      wake = connection->enqueueLocked(subscribed.take());
-    }
-    connection->wakeIfNeeded(wake);
+    // Bounded like any other message: subscribe/unsubscribe without reading must not grow the queue.
+    connection->sendFor(*sub, subscribed.take());
     return;
   }
   if (prime) primeDeviceCache(*t, tenant, generation);
@@ -766,18 +766,29 @@ void LiveHub::subscribeLocked(const std::shared_ptr<LiveConnection>& connection,
     std::lock_guard lock(connection->mutex_);
     if (!sub->active || connection->close_) return;
     std::string s = subscribed.take();
-    connection->queued_bytes_ += s.size() + snapshot.size();
-    connection->queue_.push_back(std::move(s));
-    connection->queue_.push_back(std::move(snapshot));
-    // Telemetry that arrived while the snapshot was read follows it, in order (its bytes are
-    // already counted).
-    for (auto& m : sub->held) connection->queue_.push_back(std::move(m));
-    sub->held.clear();
-    sub->held_bytes = 0;
-    sub->pending = false;
-    if (connection->writer_idle_) {
-      connection->writer_idle_ = false;
-      wake = true;
+    // The same bound as send(): a client that keeps subscribing (or re-subscribing) without
+    // reading would otherwise queue snapshots without limit.
+    if (connection->queued_bytes_ + connection->inflight_bytes_ + s.size() + snapshot.size() >
+        2 * limits_.max_queue_bytes) {
+      connection->closeLocked(kWsClosePolicy, "client too slow: too many unread messages", true);
+      if (connection->writer_idle_) {
+        connection->writer_idle_ = false;
+        wake = true;
+      }
+    } else {
+      connection->queued_bytes_ += s.size() + snapshot.size();
+      connection->queue_.push_back(std::move(s));
+      connection->queue_.push_back(std::move(snapshot));
+      // Telemetry that arrived while the snapshot was read follows it, in order (its bytes are
+      // already counted).
+      for (auto& m : sub->held) connection->queue_.push_back(std::move(m));
+      sub->held.clear();
+      sub->held_bytes = 0;
+      sub->pending = false;
+      if (connection->writer_idle_) {
+        connection->writer_idle_ = false;
+        wake = true;
+      }
     }
   }
   connection->wakeIfNeeded(wake);
@@ -1002,6 +1013,7 @@ void LiveHub::closeAll(int code, const std::string& reason) {
   std::vector<std::shared_ptr<LiveConnection>> all;
   {
     std::lock_guard lock(registry_mutex_);
+    closed_all_.emplace(code, reason);
     for (auto& [ptr, weak] : registry_) {
       if (auto c = weak.lock()) all.push_back(std::move(c));
     }

@@ -236,7 +236,7 @@ class LiveHub {
   void tenantDeleted(const TenantId& tenant);  // its sockets close with 4001
   void userChanged(const UserId& user);        // re-checks the user's sockets; 4001 if no longer valid
 
-  // Shutdown: every socket is asked to close with this code.
+  // Shutdown: every socket is asked to close with this code, and so is any created afterwards.
   void closeAll(int code, const std::string& reason);
   std::size_t attachedConnections() const;
 
@@ -275,6 +275,9 @@ class LiveHub {
 
   mutable std::mutex registry_mutex_;
   std::unordered_map<LiveConnection*, std::weak_ptr<LiveConnection>> registry_;  // attached connections
+  // Set by closeAll(): a connection created later (a handshake finishing during shutdown) is
+  // closed at once with the same code, so that no socket outlives the drain.
+  std::optional<std::pair<int, std::string>> closed_all_;
 };
 
 }  // namespace sw::api

@@ -187,7 +187,13 @@ awaitable<void> handle(WsSession& session, const ClientMessage& m) {
   const std::shared_ptr<LiveConnection>& conn = s->conn;
   const SubscribeRequest& req = m.subscribe;
   auto done = co_await runtime::offload(s->env.pool, [hub, &conn, &req] {
-    hub->subscribe(conn, req);
+    // An exception on a pool thread would end the process (the HTTP path catches them too).
+    try {
+      hub->subscribe(conn, req);
+    } catch (const std::exception& e) {
+      logger("ws")->error("msg=\"subscribe failed\" error=\"{}\"", e.what());
+      conn->send(errorMessage(req.sub, Code::kInternal, "internal error"));
+    }
     return true;
   });
   if (!done) s->conn->send(errorMessage(m.sub, Code::kResourceExhausted, "server busy, retry later"));

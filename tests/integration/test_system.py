@@ -176,3 +176,14 @@ def test_openapi_documents_every_contract_route(server):
         for m in methods - paths[route]:
             missing.append(f"{m.upper()} {route}")
     assert not missing, f"routes of CONTRACT.md missing from the OpenAPI document: {missing}"
+
+
+def test_server_info_for_signed_in_users(server, tenant):
+    """GET /api/v1/info tells the UI the MQTT port devices connect to; it needs a session."""
+    assert_problem(requests.get(server.url("/api/v1/info"), timeout=10), 401, "unauthenticated")
+    for c in (tenant.admin, tenant.viewer):
+        r = c.get("/api/v1/info")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mqtt_port"] == server.mqtt_port
+        assert isinstance(body["version"], str) and body["version"]

@@ -720,5 +720,45 @@ TEST_F(LiveHubTest, SnapshotOverTheQueueBoundIsRefused) {
   EXPECT_EQ(type(s.drain().at(1)), "snapshot");
 }
 
+TEST_F(LiveHubTest, SnapshotsOfAClientThatDoesNotReadAreBounded) {
+  // Subscribing and unsubscribing again and again without reading must not queue snapshots
+  // (or "subscribed" replies) without limit: past twice the bound the socket closes 1008.
+  LiveLimits limits;
+  limits.max_queue_bytes = 1024;
+  makeHub(limits);
+  std::vector<storage::Point> some;
+  for (int i = 0; i < 10; ++i) some.push_back({kT0, "key-" + std::to_string(i), static_cast<double>(i)});
+  ASSERT_TRUE(store_->write(tenant_a_, d1_, some));
+  auto s = adminA();
+  for (int i = 0; i < 500 && !s.conn->closeRequested(); ++i) {
+    hub_->subscribe(s.conn, byIds("s1", {d1_}));
+    hub_->unsubscribe(*s.conn, "s1");
+    EXPECT_LE(s.conn->queuedBytes(), 2 * limits.max_queue_bytes);
+  }
+  ASSERT_TRUE(s.conn->closeRequested());
+  EXPECT_EQ(s.conn->closeRequested()->code, kWsClosePolicy);
+
+  auto t = adminA();
+  SubscribeRequest alarms;
+  alarms.sub = "al";
+  alarms.stream = SubscribeRequest::Stream::kAlarms;
+  for (int i = 0; i < 500 && !t.conn->closeRequested(); ++i) {
+    hub_->subscribe(t.conn, alarms);
+    hub_->unsubscribe(*t.conn, "al");
+    EXPECT_LE(t.conn->queuedBytes(), 2 * limits.max_queue_bytes);
+  }
+  ASSERT_TRUE(t.conn->closeRequested());
+}
+
+TEST_F(LiveHubTest, ConnectionsCreatedAfterCloseAllAreClosedToo) {
+  auto before = adminA();
+  hub_->closeAll(kWsCloseGoingAway, "server shutting down");
+  ASSERT_TRUE(before.conn->closeRequested());
+  auto late = hub_->newConnection([] {});
+  auto close = late->closeRequested();
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->code, kWsCloseGoingAway);
+}
+
 }  // namespace
 }  // namespace sw::api
