@@ -49,15 +49,15 @@ unit:
 
 asan: | deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSW_SANITIZE=ON -DSW_BUILD_SERVER=OFF -DSW_BUILD_BENCH=OFF >/dev/null
-	ninja -C $(ASAN_BUILD) -j $(JOBS) unit_tests fuzz_replay fuzz_replay_query fuzz_replay_mqtt
+	ninja -C $(ASAN_BUILD) -j $(JOBS) unit_tests fuzz_replay fuzz_replay_query fuzz_replay_mqtt fuzz_replay_ws
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer build (clang); replays the seed corpus, then fuzzes for FUZZ_SECONDS (default 20).
 FUZZ_SECONDS ?= 20
 fuzz-replay: | deps
 	CC=clang-16 CXX=clang++-16 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSW_FUZZ=ON >/dev/null
-	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_telemetry fuzz_query_string fuzz_mqtt_packet
-	@set -o pipefail; for t in telemetry query_string mqtt_packet; do \
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_telemetry fuzz_query_string fuzz_mqtt_packet fuzz_ws_message
+	@set -o pipefail; for t in telemetry query_string mqtt_packet ws_message; do \
 	  $(FUZZ_BUILD)/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t || exit 1; \
 	  mkdir -p $(FUZZ_BUILD)/corpus-$$t && $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=4096 $(FUZZ_BUILD)/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -3 || exit 1; \

@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/live_protocol.h"
 #include "api/router.h"
 #include "core/config.h"
 #include "core/ids.h"
@@ -67,37 +68,6 @@ struct LiveIdentity {
   std::int64_t expires_at_ms = 0;  // the token's expiry
 };
 
-struct DeviceFilterSpec {
-  std::string type;                        // empty: any
-  std::string label_key;                   // empty: any
-  std::optional<std::string> label_value;  // with label_key: the label has this value
-};
-
-struct SubscribeRequest {
-  enum class Stream { kTelemetry, kAlarms };
-  std::string sub;
-  Stream stream = Stream::kTelemetry;
-  std::vector<DeviceId> device_ids;  // telemetry: exactly one of device_ids and filter
-  std::optional<DeviceFilterSpec> filter;
-  std::vector<std::string> keys;  // sorted, unique; empty: every key
-};
-
-// A client message, parsed and validated (sizes, types, required fields).
-struct ClientMessage {
-  enum class Type { kAuth, kSubscribe, kUnsubscribe, kPing };
-  Type type = Type::kPing;
-  std::string token;  // auth
-  std::string sub;    // unsubscribe
-  SubscribeRequest subscribe;
-};
-
-struct ClientError {
-  std::string sub;  // the subscription the error is about; empty when none
-  Code code = Code::kInvalidArgument;
-  std::string detail;
-};
-
-std::expected<ClientMessage, ClientError> parseClientMessage(std::string_view text);
 // {"type":"error","sub":..?,"code":..,"detail":..}
 std::string errorMessage(std::string_view sub, Code code, std::string_view detail);
 // {"type":"auth_ok","user":{...},"expires_at":ms}

@@ -4,7 +4,6 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, qs, type Device, type Value } from '../api';
-import { forgetDevice } from '../components/devicepicker';
 import { Page } from '../components/layout';
 import {
   type ChartPoint,
@@ -23,7 +22,7 @@ import { formatAgo, formatDateTime, formatDuration, formatValue } from '../forma
 import { live } from '../live';
 import { navigate, setQuery, useLocation } from '../router';
 import { canEdit, useSession } from '../session';
-import { DeviceDialog, knownTokens, LabelBadges, MQTT_PORT, OnlineBadge, Snippets, SysadminNoData, TokenDialog, useNow } from './devices';
+import { DeleteDeviceDialog, DeviceDialog, knownTokens, LabelBadges, MQTT_PORT, OnlineBadge, Snippets, SysadminNoData, TokenDialog, useNow } from './devices';
 import { NotFound } from './notfound';
 
 type Latest = Record<string, { ts: number; value: Value }>;
@@ -215,23 +214,7 @@ export function DevicePage({ id }: { id: string }) {
         />
       )}
       {deleting && (
-        <Confirm
-          title="Delete device"
-          message={
-            <>
-              Delete <strong>{device.name}</strong>? Its telemetry, attributes and credentials are deleted too, and it is disconnected at once. This cannot be
-              undone.
-            </>
-          }
-          confirmLabel="Delete device"
-          onConfirm={async () => {
-            await api('DELETE', `/api/v1/devices/${device.id}`);
-            forgetDevice(device.id);
-            toast(`Deleted ${device.name}`);
-            navigate('/devices');
-          }}
-          onClose={() => setDeleting(false)}
-        />
+        <DeleteDeviceDialog device={device} onDeleted={() => navigate('/devices')} onClose={() => setDeleting(false)} />
       )}
     </Page>
   );

@@ -282,6 +282,30 @@ export function DeviceDialog(props: { device?: Device; onClose: () => void; onSa
 }
 
 /** The system administrator has no tenant data (the server answers 403). */
+/** Asks before deleting a device; on success forgets it, says so and calls onDeleted. */
+export function DeleteDeviceDialog(props: { device: Pick<Device, 'id' | 'name'>; onDeleted: () => void; onClose: () => void }) {
+  const { device } = props;
+  return (
+    <Confirm
+      title="Delete device"
+      message={
+        <>
+          Delete <strong>{device.name}</strong>? Its telemetry, attributes and credentials are deleted too, and it is disconnected at once. This cannot be
+          undone.
+        </>
+      }
+      confirmLabel="Delete device"
+      onConfirm={async () => {
+        await api('DELETE', `/api/v1/devices/${device.id}`);
+        forgetDevice(device.id);
+        toast(`Deleted ${device.name}`);
+        props.onDeleted();
+      }}
+      onClose={props.onClose}
+    />
+  );
+}
+
 export function SysadminNoData() {
   return (
     <Empty title="Devices belong to tenants">
@@ -525,23 +549,7 @@ export function DevicesPage() {
         />
       )}
       {deleting && (
-        <Confirm
-          title="Delete device"
-          message={
-            <>
-              Delete <strong>{deleting.name}</strong>? Its telemetry, attributes and credentials are deleted too, and it is disconnected at once. This cannot be
-              undone.
-            </>
-          }
-          confirmLabel="Delete device"
-          onConfirm={async () => {
-            await api('DELETE', `/api/v1/devices/${deleting.id}`);
-            forgetDevice(deleting.id);
-            toast(`Deleted ${deleting.name}`);
-            paged.reload();
-          }}
-          onClose={() => setDeleting(null)}
-        />
+        <DeleteDeviceDialog device={deleting} onDeleted={() => paged.reload()} onClose={() => setDeleting(null)} />
       )}
     </Page>
   );
