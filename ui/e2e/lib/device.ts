@@ -42,7 +42,7 @@ export class RpcDevice {
   private constructor(private readonly proc: ChildProcess) {}
 
   static start(token: string): Promise<RpcDevice> {
-    const proc = spawn('/usr/bin/python3', [path.join(HERE, 'rpc_device.py'), '--port', String(server.mqttPort), '--token', token], {
+    const proc = spawn('/usr/bin/python3', [path.join(HERE, 'rpc_device.py'), '--port', String(server.mqttPort), `--token=${token}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const dev = new RpcDevice(proc);
