@@ -49,15 +49,15 @@ unit:
 
 asan: | deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSW_SANITIZE=ON -DSW_BUILD_SERVER=OFF -DSW_BUILD_BENCH=OFF >/dev/null
-	ninja -C $(ASAN_BUILD) -j $(JOBS) unit_tests fuzz_replay fuzz_replay_query fuzz_replay_mqtt fuzz_replay_ws
+	ninja -C $(ASAN_BUILD) -j $(JOBS) unit_tests analytics_tests fuzz_replay fuzz_replay_query fuzz_replay_mqtt fuzz_replay_ws fuzz_replay_rule
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer build (clang); replays the seed corpus, then fuzzes for FUZZ_SECONDS (default 20).
 FUZZ_SECONDS ?= 20
 fuzz-replay: | deps
 	CC=clang-16 CXX=clang++-16 cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSW_FUZZ=ON >/dev/null
-	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_telemetry fuzz_query_string fuzz_mqtt_packet fuzz_ws_message
-	@set -o pipefail; for t in telemetry query_string mqtt_packet ws_message; do \
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) fuzz_telemetry fuzz_query_string fuzz_mqtt_packet fuzz_ws_message fuzz_rule_expression
+	@set -o pipefail; for t in telemetry query_string mqtt_packet ws_message rule_expression; do \
 	  $(FUZZ_BUILD)/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t || exit 1; \
 	  mkdir -p $(FUZZ_BUILD)/corpus-$$t && $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=4096 $(FUZZ_BUILD)/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -3 || exit 1; \
@@ -79,7 +79,7 @@ e2e: ui
 	cd ui && SW_BINARY=$(CURDIR)/$(BUILD)/sensoworks SW_E2E_PERF_BUDGET_MS=$(E2E_PERF_BUDGET_MS) npx playwright test
 
 bench: build
-	ninja -C $(BUILD) -j $(JOBS) sw_loadgen sw_mqtt_loadgen
+	ninja -C $(BUILD) -j $(JOBS) sw_loadgen sw_mqtt_loadgen bench_detectors
 	./bench/run.sh
 
 fmt:

@@ -2,10 +2,14 @@
 # Sensoworks side by side with its peers on this machine (`make bench`):
 #   1. time-series ingest and queries vs InfluxDB 1.x (bench/bench.py, sw_loadgen)
 #   2. MQTT broker vs Mosquitto 2.0 (bench/mqtt_bench.py, sw_mqtt_loadgen)
-# Builds nothing: needs build/sensoworks, build/sw_loadgen, build/sw_mqtt_loadgen, /usr/bin/influxd
-# (Debian `influxdb`) and /usr/sbin/mosquitto (Debian `mosquitto`, with mosquitto-clients).
+#   3. analytics detectors: points/s per core and the evaluation on labelled synthetic series
+#      (bench/bench_detectors.cc, build/bench_detectors; no server, ~20 s)
+# Builds nothing: needs build/sensoworks, build/sw_loadgen, build/sw_mqtt_loadgen,
+# build/bench_detectors, /usr/bin/influxd (Debian `influxdb`) and /usr/sbin/mosquitto (Debian
+# `mosquitto`, with mosquitto-clients).
 # Starts every server on free 127.0.0.1 ports with data in a temp dir, measures them one after
-# the other, prints tables and writes bench/results/latest.json and bench/results/mqtt-latest.json.
+# the other, prints tables and writes bench/results/latest.json, bench/results/mqtt-latest.json
+# and bench/results/detectors-latest.json.
 #
 # Environment:
 #   BENCH_DEVICES (100)  BENCH_HOURS (6)  BENCH_CONNECTIONS (16)   data set and ingest parallelism
@@ -13,8 +17,10 @@
 #   BENCH_INGEST_MAX_S (900)  BENCH_SETTLE_MAX_S (120)              per-phase bounds
 #   BENCH_TIMEOUT_S (3000)  BENCH_MQTT_TIMEOUT_S (900)              bounds for each part
 #   BENCH_BUILD_DIR (build)  BENCH_OUT (bench/results/latest.json)  BENCH_MQTT_OUT (bench/results/mqtt-latest.json)
-#   BENCH_ONLY (both|sensoworks|influx|mqtt): both = everything; sensoworks|influx = one side of
-#     part 1 only (debugging); mqtt = part 2 only
+#   BENCH_ONLY (both|sensoworks|influx|mqtt|detectors): both = everything; sensoworks|influx = one
+#     side of part 1 only (debugging); mqtt = part 2 only; detectors = part 3 only
+#   BENCH_DETECTORS (build/bench_detectors)  BENCH_DETECTORS_OUT (bench/results/detectors-latest.json)
+#   BENCH_DETECTORS_SEEDS (20)  BENCH_DETECTORS_TIMEOUT_S (600)   part 3
 #   BENCH_MQTT_PUBLISHERS (100) BENCH_MQTT_WINDOW (32) BENCH_MQTT_PAYLOAD_BYTES (100)
 #   BENCH_MQTT_DURATION_S (10) BENCH_MQTT_WARMUP_S (2) BENCH_MQTT_LATENCY_RATE (10000)
 #   BENCH_MQTT_LATENCY_PUBLISHERS (10) BENCH_MQTT_IDLE (10000) BENCH_MQTT_IDLE_DEVICES (100)
@@ -34,20 +40,24 @@ export BENCH_SW_BIN="${BENCH_SW_BIN:-$BENCH_BUILD_DIR/sensoworks}"
 export BENCH_LOADGEN="${BENCH_LOADGEN:-$BENCH_BUILD_DIR/sw_loadgen}"
 export BENCH_MQTT_LOADGEN="${BENCH_MQTT_LOADGEN:-$BENCH_BUILD_DIR/sw_mqtt_loadgen}"
 export BENCH_MOSQUITTO="${BENCH_MOSQUITTO:-/usr/sbin/mosquitto}"
+BENCH_DETECTORS="${BENCH_DETECTORS:-$BENCH_BUILD_DIR/bench_detectors}"
+BENCH_DETECTORS_OUT="${BENCH_DETECTORS_OUT:-$ROOT/bench/results/detectors-latest.json}"
 
 ONLY="${BENCH_ONLY:-both}"
 case "$ONLY" in
-  both) run_http=1; run_mqtt=1 ;;
-  sensoworks|influx) run_http=1; run_mqtt=0 ;;
-  mqtt) run_http=0; run_mqtt=1 ;;
-  *) echo "bench: BENCH_ONLY must be both, sensoworks, influx or mqtt" >&2; exit 2 ;;
+  both) run_http=1; run_mqtt=1; run_det=1 ;;
+  sensoworks|influx) run_http=1; run_mqtt=0; run_det=0 ;;
+  mqtt) run_http=0; run_mqtt=1; run_det=0 ;;
+  detectors) run_http=0; run_mqtt=0; run_det=1 ;;
+  *) echo "bench: BENCH_ONLY must be both, sensoworks, influx, mqtt or detectors" >&2; exit 2 ;;
 esac
 
 missing=0
 need=()
 [[ $run_http -eq 1 ]] && need+=("$BENCH_LOADGEN")
 [[ $run_mqtt -eq 1 ]] && need+=("$BENCH_MQTT_LOADGEN")
-[[ "$ONLY" == "influx" ]] || need+=("$BENCH_SW_BIN")
+[[ $run_det -eq 1 ]] && need+=("$BENCH_DETECTORS")
+[[ "$ONLY" == "influx" || "$ONLY" == "detectors" ]] || need+=("$BENCH_SW_BIN")
 for f in "${need[@]}"; do
   if [[ ! -x "$f" ]]; then echo "bench: $f not found; build first (cmake --build build)" >&2; missing=1; fi
 done
@@ -123,5 +133,19 @@ if [[ $run_http -eq 1 ]]; then
 fi
 if [[ $run_mqtt -eq 1 ]]; then
   run_part "${BENCH_MQTT_TIMEOUT_S:-900}" "$ROOT/bench/mqtt_bench.py" || { r=$?; [[ $rc -ne 0 ]] || rc=$r; }
+fi
+if [[ $run_det -eq 1 ]]; then
+  # Part 3 runs alone after the servers have stopped (the throughput is one core's).
+  echo "## Analytics detectors ($BENCH_DETECTORS)"
+  timeout --signal=TERM --kill-after=10 "${BENCH_DETECTORS_TIMEOUT_S:-600}" "$BENCH_DETECTORS" \
+    --out "$BENCH_DETECTORS_OUT" --seeds "${BENCH_DETECTORS_SEEDS:-20}" &
+  child=$!
+  set +e
+  wait "$child"
+  r=$?
+  set -e
+  child=
+  if [[ $r -eq 124 ]]; then echo "bench: bench_detectors timed out" >&2; fi
+  [[ $r -eq 0 || $rc -ne 0 ]] || rc=$r
 fi
 exit "$rc"

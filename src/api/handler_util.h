@@ -41,6 +41,10 @@ Result<TenantId> tenantOf(const Context& ctx);
 Result<TenantId> writableTenantOf(const Context& ctx);
 
 Result<storage::PageRequest> pageRequest(const Context& ctx);
+// An integer query parameter; `fallback` when absent (required when fallback is nullopt).
+Result<std::int64_t> intParam(const Context& ctx, std::string_view name, std::optional<std::int64_t> fallback);
+// A positive duration like 500, 500ms, 30s, 1m, 1h or 1d, in ms; nullopt for anything else.
+std::optional<std::int64_t> parseInterval(std::string_view s);
 void writeNextCursor(JsonWriter& w, const std::string& cursor);
 
 void writeTenant(JsonWriter& w, const storage::Tenant& t);

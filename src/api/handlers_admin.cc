@@ -2,6 +2,9 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "analytics/webhooks.h"
+#include "analytics/engine.h"
+#include "analytics/store.h"
 #include "api/handler_util.h"
 #include "api/live_hub.h"
 #include "api/services.h"
@@ -132,8 +135,13 @@ void registerAdminRoutes(Router& router, Services& s) {
     TenantId id(ctx.param("id"));
     if (auto st = s.metadata.deleteTenant(id); !st) return errorResponse(st.error());
     if (s.live) s.live->tenantDeleted(id);
+    if (s.analytics) s.analytics->tenantDeleted(id);
+    if (s.analytics_store) (void)s.analytics_store->deleteTenant(id);
     s.pipeline.authenticator().clear();
     if (auto st = s.store.deleteTenant(id); !st) return errorResponse(st.error());
+    if (s.webhooks) {
+      if (auto st = s.webhooks->deleteTenant(id); !st) return errorResponse(st.error());
+    }
     return noContent();
   });
 

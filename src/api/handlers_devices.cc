@@ -2,6 +2,8 @@
 #include <boost/json.hpp>
 #include <ranges>
 
+#include "analytics/engine.h"
+#include "analytics/store.h"
 #include "api/handler_util.h"
 #include "api/live_hub.h"
 #include "api/services.h"
@@ -55,14 +57,6 @@ ingest::DeviceState stateOf(Services& s, const storage::Device& d) {
 void revokeDevice(Services& s, const TenantId& tenant, const DeviceId& id) {
   s.pipeline.authenticator().evictDevice(id);
   if (s.devices) s.devices->revoke(tenant, id);
-}
-
-Result<std::optional<bool>> optBool(const boost::json::object& o, std::string_view name) {
-  auto* v = o.if_contains(name);
-  if (!v || v->is_null()) return std::optional<bool>();
-  if (!v->is_bool())
-    return fail(Code::kInvalidArgument, fmt::format("{} must be true or false", name), std::string(name));
-  return std::optional<bool>(v->as_bool());
 }
 
 // Characters (code points) of valid UTF-8; false when it holds a control character.
@@ -266,6 +260,7 @@ void registerDeviceRoutes(Router& router, Services& s) {
       return errorResponse(d.error());
     }
     if (s.live) s.live->deviceChanged(*tenant, d->id);
+    if (s.analytics) s.analytics->deviceChanged(*tenant, d->id);
     JsonWriter w;
     writeDevice(w, *d, stateOf(s, *d));
     return jsonResponse(200, w.take());
@@ -277,6 +272,8 @@ void registerDeviceRoutes(Router& router, Services& s) {
     if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     if (auto st = s.metadata.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
     if (s.live) s.live->deviceDeleted(*tenant, id);
+    if (s.analytics) s.analytics->deviceChanged(*tenant, id);
+    if (s.analytics_store) (void)s.analytics_store->deleteDevice(*tenant, id.str());
     revokeDevice(s, *tenant, id);
     if (auto st = s.store.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
     return noContent();

@@ -18,20 +18,6 @@ constexpr std::int64_t kMaxBuckets = 100000;
 constexpr std::int64_t kMaxPointsPerResponse = 2'000'000;
 constexpr std::size_t kMaxResponseBytes = 64u << 20;
 
-Result<std::int64_t> intParam(const Context& ctx, std::string_view name, std::optional<std::int64_t> fallback) {
-  auto v = ctx.request.param(name);
-  if (!v) {
-    if (fallback) return *fallback;
-    return fail(Code::kInvalidArgument, fmt::format("{} is required", name), std::string(name));
-  }
-  std::int64_t out = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size()) {
-    return fail(Code::kInvalidArgument, fmt::format("{} must be an integer", name), std::string(name));
-  }
-  return out;
-}
-
 std::vector<std::string> splitKeys(std::string_view csv) {
   std::vector<std::string> keys;
   while (!csv.empty()) {
@@ -41,28 +27,6 @@ std::vector<std::string> splitKeys(std::string_view csv) {
     csv = comma == std::string_view::npos ? std::string_view() : csv.substr(comma + 1);
   }
   return keys;
-}
-
-std::optional<std::int64_t> parseInterval(std::string_view s) {
-  std::int64_t n = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || n <= 0) return std::nullopt;
-  std::string_view unit(p, s.data() + s.size() - p);
-  std::int64_t mult;
-  if (unit.empty() || unit == "ms")
-    mult = 1;
-  else if (unit == "s")
-    mult = 1000;
-  else if (unit == "m")
-    mult = 60000;
-  else if (unit == "h")
-    mult = 3600000;
-  else if (unit == "d")
-    mult = 86400000;
-  else
-    return std::nullopt;
-  if (n > INT64_MAX / mult) return std::nullopt;
-  return n * mult;
 }
 
 std::optional<storage::AggFn> parseAgg(std::string_view s) {

@@ -153,4 +153,12 @@ std::string toJsonText(const json::value& v) {
   return json::serialize(v);
 }
 
+Result<std::optional<bool>> optBool(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v || v->is_null()) return std::optional<bool>();
+  if (!v->is_bool())
+    return fail(Code::kInvalidArgument, fmt::format("{} must be true or false", name), std::string(name));
+  return std::optional<bool>(v->as_bool());
+}
+
 }  // namespace sw::api

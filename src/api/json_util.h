@@ -43,6 +43,7 @@ Result<std::optional<std::string>> optString(const boost::json::object& o, std::
 Result<std::string> reqString(const boost::json::object& o, std::string_view name);
 Result<std::optional<std::int64_t>> optInt(const boost::json::object& o, std::string_view name);
 Result<std::optional<double>> optNumber(const boost::json::object& o, std::string_view name);
+Result<std::optional<bool>> optBool(const boost::json::object& o, std::string_view name);
 Result<std::optional<std::map<std::string, std::string>>> optStringMap(const boost::json::object& o,
                                                                        std::string_view name);
 std::string toJsonText(const boost::json::value& v);

@@ -12,6 +12,13 @@
 #include "storage/metadata_store.h"
 #include "storage/time_series_store.h"
 
+namespace sw::analytics {
+class AnalyticsStore;
+class Engine;
+class WebhookService;
+struct Alarm;
+}  // namespace sw::analytics
+
 namespace sw::api {
 
 class LiveHub;
@@ -31,6 +38,12 @@ struct Services {
   // Live data WebSocket hub: told of committed device, tenant and user changes (device filters,
   // tenant isolation, role checks of open sockets). Null: no WebSocket endpoint.
   LiveHub* live = nullptr;
+  // Analytics (issue 5): detector/rule definitions and alarms, and the engine told of their
+  // changes. Null: the analytics routes answer 503.
+  analytics::AnalyticsStore* analytics_store = nullptr;
+  analytics::Engine* analytics = nullptr;
+  // Alarm notifications by webhook (CRUD, outbox, sender). Null: the webhook routes answer 503.
+  analytics::WebhookService* webhooks = nullptr;
 };
 
 class Router;
@@ -42,6 +55,10 @@ void registerDeviceRoutes(Router& router, Services& s);
 void registerTelemetryRoutes(Router& router, Services& s);
 void registerLiveRoutes(Router& router, Services& s);  // live_hub.cc
 void registerDashboardRoutes(Router& router, Services& s);
+void registerAnalyticsRoutes(Router& router, Services& s);
+// An alarm as the API shows it (REST, WebSocket, webhooks): a JSON object.
+std::string alarmJson(const analytics::Alarm& alarm);
+void registerWebhookRoutes(Router& router, Services& s);  // handlers_webhooks.cc
 void registerAllRoutes(Router& router, Services& s);
 // Verifies a bearer JWT and that its user still exists with the same role.
 Result<struct Principal> verifyBearer(Services& s, std::string_view token);

@@ -6,6 +6,9 @@
 #include <semaphore>
 #include <thread>
 
+#include "analytics/engine.h"
+#include "analytics/store.h"
+#include "analytics/webhooks.h"
 #include "api/http_server.h"
 #include "api/live_hub.h"
 #include "api/router.h"
@@ -148,6 +151,12 @@ int serve(const Config& config) {
     log->error("msg=\"cannot open time-series store\" error=\"{}\"", store.error().message);
     return 1;
   }
+  // Alarm notifications: opened early so that it outlives everything that may notify it.
+  auto webhooks = analytics::WebhookService::open(analytics::WebhookOptions::fromConfig(config), &metrics);
+  if (!webhooks) {
+    log->error("msg=\"cannot open the webhooks database\" error=\"{}\"", webhooks.error().message);
+    return 1;
+  }
   if (auto st = bootstrapAdmin(**metadata, config); !st) {
     log->error("msg=\"cannot create the administrator\" error=\"{}\"", st.error().message);
     return 1;
@@ -170,6 +179,29 @@ int serve(const Config& config) {
   pipeline.addObserver([&live](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
     live.telemetryStored(device, points);
   });
+  // Analytics: detectors and rules on the ingest stream; alarms go to WebSocket subscribers and
+  // webhooks. Its definitions and alarms live in <data_dir>/analytics.sqlite.
+  auto analytics_store = analytics::AnalyticsStore::open(
+      (std::filesystem::path(config.data_dir) / "analytics.sqlite").string(), config.storage_sync_wal);
+  if (!analytics_store) {
+    log->error("msg=\"cannot open the analytics database\" error=\"{}\"", analytics_store.error().message);
+    return 1;
+  }
+  analytics::Engine engine(config, **metadata, **store, **analytics_store, metrics);
+  engine.addAlarmSink([&live, &webhooks](const TenantId& tenant, std::string_view event, const analytics::Alarm& a) {
+    const std::string json = api::alarmJson(a);
+    live.publishAlarm(tenant, json);
+    (*webhooks)->notifyAlarm(tenant, event, a.severity, json);
+  });
+  if (config.analytics_enabled) {
+    if (auto st = engine.start(); !st) {
+      log->error("msg=\"cannot start analytics\" error=\"{}\"", st.error().message);
+      return 1;
+    }
+    pipeline.addObserver([&engine](const ingest::DeviceRef& device, std::span<const storage::Point> points) {
+      engine.observe(device, points);
+    });
+  }
   std::atomic<bool> ready{false};
   std::counting_semaphore<64> hashing_slots(
       static_cast<std::ptrdiff_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u)));
@@ -177,6 +209,9 @@ int serve(const Config& config) {
   api::Router router([&services](std::string_view token) { return api::verifyBearer(services, token); });
   services.devices = &broker;
   services.live = &live;
+  services.analytics_store = analytics_store->get();
+  services.analytics = &engine;
+  services.webhooks = webhooks->get();
   api::registerAllRoutes(router, services);
   const api::StaticFiles ui = loadUi(config);
   router.setFallback([&ui](api::Context& ctx) { return ui.serve(ctx.request); });
@@ -204,6 +239,7 @@ int serve(const Config& config) {
     return 1;
   }
   workers.start();
+  (*webhooks)->start();  // resumes the deliveries left pending by the last run
   RetentionJob retention(**metadata, **store, config.retention_interval_s);
   ready = true;
   log->info("msg=\"listening\" http_port={} mqtt_port={} data_dir={} io_threads={} api_threads={}", *port, *mqtt_port,
@@ -230,6 +266,11 @@ int serve(const Config& config) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   workers.stop();
+  // Nothing ingests any more: the engine processes what is queued and checkpoints its state.
+  engine.stop();
+  // After the HTTP server drained: finishes the attempts in flight (bounded by their timeout);
+  // what is still pending stays in the outbox for the next start.
+  (*webhooks)->stop();
   int code = 0;
   if (auto st = (*store)->flush(); !st) {
     log->error("msg=\"flush failed\" error=\"{}\"", st.error().message);

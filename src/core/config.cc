@@ -61,6 +61,17 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_MQTT_MAX_RETAINED_BYTES", c.mqtt_max_retained_bytes); !s) return s;
   if (auto s = envNumber("SW_MQTT_MAX_SESSIONS_PER_TENANT", c.mqtt_max_sessions_per_tenant); !s) return s;
   envString("SW_MQTT_BIND", c.mqtt_bind);
+  if (auto s = envBool("SW_ANALYTICS_ENABLED", c.analytics_enabled); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_WORKERS", c.analytics_workers); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_QUEUE_BATCHES", c.analytics_queue_batches); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_MAX_SERIES", c.analytics_max_series); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_CHECKPOINT_S", c.analytics_checkpoint_s); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_SCORE_DEADBAND", c.analytics_score_deadband); !s) return s;
+  if (auto s = envNumber("SW_ANALYTICS_SCORE_HEARTBEAT_S", c.analytics_score_heartbeat_s); !s) return s;
+  if (auto s = envNumber("SW_WEBHOOKS_TIMEOUT_MS", c.webhooks_timeout_ms); !s) return s;
+  if (auto s = envNumber("SW_WEBHOOKS_MAX_ATTEMPTS", c.webhooks_max_attempts); !s) return s;
+  if (auto s = envNumber("SW_WEBHOOKS_CONCURRENCY", c.webhooks_concurrency); !s) return s;
+  envString("SW_WEBHOOKS_CA_FILE", c.webhooks_ca_file);
   if (auto s = envNumber("SW_WS_MAX_CONNECTIONS", c.ws_max_connections); !s) return s;
   if (auto s = envNumber("SW_WS_MAX_MESSAGE_BYTES", c.ws_max_message_bytes); !s) return s;
   if (auto s = envNumber("SW_WS_MAX_QUEUE_BYTES", c.ws_max_queue_bytes); !s) return s;
@@ -110,6 +121,17 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "mqtt", "max_retained", c.mqtt_max_retained);
       readNode(root, "mqtt", "max_retained_bytes", c.mqtt_max_retained_bytes);
       readNode(root, "mqtt", "max_sessions_per_tenant", c.mqtt_max_sessions_per_tenant);
+      readNode(root, "analytics", "enabled", c.analytics_enabled);
+      readNode(root, "analytics", "workers", c.analytics_workers);
+      readNode(root, "analytics", "queue_batches", c.analytics_queue_batches);
+      readNode(root, "analytics", "max_series", c.analytics_max_series);
+      readNode(root, "analytics", "checkpoint_s", c.analytics_checkpoint_s);
+      readNode(root, "analytics", "score_deadband", c.analytics_score_deadband);
+      readNode(root, "analytics", "score_heartbeat_s", c.analytics_score_heartbeat_s);
+      readNode(root, "webhooks", "timeout_ms", c.webhooks_timeout_ms);
+      readNode(root, "webhooks", "max_attempts", c.webhooks_max_attempts);
+      readNode(root, "webhooks", "concurrency", c.webhooks_concurrency);
+      readNode(root, "webhooks", "ca_file", c.webhooks_ca_file);
       readNode(root, "ws", "max_connections", c.ws_max_connections);
       readNode(root, "ws", "max_message_bytes", c.ws_max_message_bytes);
       readNode(root, "ws", "max_queue_bytes", c.ws_max_queue_bytes);
@@ -164,7 +186,21 @@ Result<Config> loadConfig(const std::string& path) {
     return fail(Code::kInvalidArgument,
                 "ws.slow_close_s, ws.auth_timeout_s and ws.auth_recheck_s must be at least 1, ws.idle_timeout_s at "
                 "least 2");
+  if (c.webhooks_timeout_ms < 100 || c.webhooks_timeout_ms > 60000)
+    return fail(Code::kInvalidArgument, "webhooks.timeout_ms must be 100..60000", "webhooks.timeout_ms");
+  if (c.webhooks_max_attempts < 1 || c.webhooks_max_attempts > 20)
+    return fail(Code::kInvalidArgument, "webhooks.max_attempts must be 1..20", "webhooks.max_attempts");
+  if (c.webhooks_concurrency < 1 || c.webhooks_concurrency > 64)
+    return fail(Code::kInvalidArgument, "webhooks.concurrency must be 1..64", "webhooks.concurrency");
   if (c.api_threads < 1) return fail(Code::kInvalidArgument, "runtime.api_threads must be at least 1");
+  if (c.analytics_workers < 1 || c.analytics_workers > 64)
+    return fail(Code::kInvalidArgument, "analytics.workers must be 1..64", "analytics.workers");
+  if (c.analytics_queue_batches < 16)
+    return fail(Code::kInvalidArgument, "analytics.queue_batches must be at least 16", "analytics.queue_batches");
+  if (c.analytics_checkpoint_s < 1 || c.analytics_score_heartbeat_s < 1)
+    return fail(Code::kInvalidArgument, "analytics.checkpoint_s and analytics.score_heartbeat_s must be at least 1");
+  if (!(c.analytics_score_deadband >= 0 && c.analytics_score_deadband <= 1))
+    return fail(Code::kInvalidArgument, "analytics.score_deadband must be 0..1", "analytics.score_deadband");
   return c;
 }
 

@@ -28,6 +28,20 @@ struct Config {
   std::size_t mqtt_max_retained = 10000;              // per tenant
   std::size_t mqtt_max_retained_bytes = 64 << 20;     // per tenant (topics + payloads)
   std::size_t mqtt_max_sessions_per_tenant = 100000;  // connected and persistent
+  // analytics: detectors, rules, alarms (docs/analytics.md)
+  bool analytics_enabled = true;
+  std::size_t analytics_workers = 1;           // threads; series are sharded over them by device
+  std::size_t analytics_queue_batches = 8192;  // per worker; a full queue makes ingest wait
+  std::size_t analytics_max_series = 1000000;  // detector instances in total; beyond, new ones are refused
+  int analytics_checkpoint_s = 60;             // state saved this often and at shutdown
+  double analytics_score_deadband = 0.1;       // anomaly_score is stored when it moves this much
+                                               // (scores below it count as 0) ...
+  int analytics_score_heartbeat_s = 300;       // ... or this long (data time) after the last stored one
+  // webhooks: outbound alarm notifications (docs/operations.md, "Webhooks")
+  int webhooks_timeout_ms = 5000;  // per attempt: resolve + connect + TLS + send + answer
+  int webhooks_max_attempts = 8;   // then the delivery is "failed"
+  int webhooks_concurrency = 2;    // sender threads; one attempt per webhook at a time
+  std::string webhooks_ca_file;    // extra trusted CAs (PEM) for https receivers
   // live data WebSocket GET /api/v1/ws (docs/websocket.md)
   std::size_t ws_max_connections = 10000;
   std::size_t ws_max_message_bytes = 64 * 1024;  // client message; larger: error resource_exhausted

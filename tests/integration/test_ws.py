@@ -211,7 +211,8 @@ def test_no_auth_message_in_time_closes(tight, sockets):
 
 
 def test_token_expiry_and_refresh(make_server, sockets):
-    srv = make_server(env={"SW_ACCESS_TOKEN_TTL_S": "3"}, name="ws-ttl")
+    # 6 s: logins (argon2) on a loaded 2-core machine can take over a second each.
+    srv = make_server(env={"SW_ACCESS_TOKEN_TTL_S": "6"}, name="ws-ttl")
     t = tenant_on(srv)
     w = sockets(srv, t.viewer.token)
     first = w.expect("auth_ok")["expires_at"]

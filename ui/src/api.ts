@@ -263,3 +263,195 @@ export function qs(params: Record<string, string | number | boolean | undefined 
 }
 
 export const me = () => api<User>('GET', '/api/v1/auth/me');
+
+// ---- analytics (issue 5: detectors, rules, alarms, webhooks, insights) -------------------------
+
+export type Severity = 'critical' | 'major' | 'minor' | 'warning' | 'info';
+/** Most severe first. */
+export const SEVERITIES: Severity[] = ['critical', 'major', 'minor', 'warning', 'info'];
+
+/** Which devices a detector or rule applies to; every given part must match; {} = all devices. */
+export interface DeviceFilter {
+  device_ids?: string[];
+  type?: string;
+  /** "site" (has the label) or "site=north". */
+  label?: string;
+}
+
+export interface ParamSpec {
+  name: string;
+  default: number;
+  min: number;
+  max: number;
+  integer?: boolean;
+  description: string;
+}
+
+export interface KindInfo {
+  kind: string;
+  title: string;
+  description: string;
+  multivariate: boolean;
+  params: ParamSpec[];
+  default_threshold: number;
+}
+
+/** Body of POST /detectors and PUT /detectors/{id} (and of an unsaved backtest). */
+export interface DetectorBody {
+  name: string;
+  description?: string;
+  device_filter?: DeviceFilter;
+  keys: string[];
+  kind: string;
+  params?: Record<string, number>;
+  threshold?: number;
+  severity?: Severity;
+  enabled?: boolean;
+}
+
+export interface Detector extends Required<Omit<DetectorBody, 'description'>> {
+  id: string;
+  description: string;
+  version: number;
+  created_ms: number;
+  updated_ms: number;
+}
+
+export interface BacktestAlarm {
+  start_ms: number;
+  end_ms: number | null;
+  peak_score: number;
+  observed: number | null;
+  expected_lo: number | null;
+  expected_hi: number | null;
+  message: string;
+}
+
+export interface BacktestSeries {
+  device_id: string;
+  device_name: string;
+  key: string;
+  /** [ts, value, score] */
+  points: [number, number | null, number | null][];
+  alarms: BacktestAlarm[];
+}
+
+export interface BacktestResult {
+  series: BacktestSeries[];
+  points_scanned: number;
+  truncated: boolean;
+}
+
+export interface RuleBody {
+  name: string;
+  description?: string;
+  device_filter?: DeviceFilter;
+  condition: string;
+  duration_ms?: number;
+  hysteresis?: number;
+  severity?: Severity;
+  enabled?: boolean;
+  message?: string;
+}
+
+export interface Rule extends Required<Omit<RuleBody, 'description' | 'message'>> {
+  id: string;
+  description: string;
+  message: string;
+  /** Keys read by the condition. */
+  keys: string[];
+  version: number;
+  created_ms: number;
+  updated_ms: number;
+}
+
+export type AlarmStatus = 'active' | 'acknowledged' | 'cleared';
+
+export interface Alarm {
+  id: string;
+  source: { type: 'detector' | 'rule'; id: string; name: string };
+  device_id: string;
+  device_name: string;
+  /** The key, or the keys joined by "," (multivariate detectors, rules). */
+  key: string;
+  severity: Severity;
+  status: AlarmStatus;
+  acknowledged: boolean;
+  /** Occurrences while open. */
+  count: number;
+  start_ms: number;
+  last_ms: number;
+  end_ms: number | null;
+  message: string;
+  details?: { observed?: number | null; expected_lo?: number | null; expected_hi?: number | null; score?: number | null };
+  acked_by: string | null;
+  acked_ms: number | null;
+  /** null, "auto" (the condition ended) or the user id. */
+  cleared_by: string | null;
+  cleared_ms: number | null;
+}
+
+export interface WebhookBody {
+  name: string;
+  url: string;
+  secret?: string;
+  min_severity?: Severity;
+  enabled?: boolean;
+}
+
+export interface Webhook {
+  id: string;
+  name: string;
+  url: string;
+  min_severity: Severity;
+  enabled: boolean;
+  created_ms: number;
+  updated_ms: number;
+  last_delivery_ms: number | null;
+  last_error: string | null;
+  failing: boolean;
+  /** Only in the answer that created it or set a new one. */
+  secret?: string;
+}
+
+export interface Delivery {
+  id: string;
+  event: string;
+  alarm_id: string | null;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_ms: number | null;
+  created_ms: number;
+  delivered_ms: number | null;
+}
+
+export interface Forecast {
+  key: string;
+  interval_ms: number;
+  /** 0 = no season found. */
+  season_ms: number;
+  fitted_points: number;
+  /** [ts, yhat, lo, hi] (95 % band) */
+  points: [number, number, number, number][];
+}
+
+export interface Insights {
+  key: string;
+  from: number;
+  to: number;
+  points: number;
+  truncated?: boolean;
+  trend: { slope_per_day: number | null; intercept: number | null; r2: number | null } | null;
+  quality: {
+    expected_interval_ms: number;
+    gaps: { from: number; to: number }[];
+    gap_count: number;
+    missing_share: number;
+    stuck: { from: number; to: number; value: number }[];
+    stuck_share: number;
+    out_of_range_share: number;
+    range: { lo: number | null; hi: number | null; source: 'given' | 'robust' } | null;
+  };
+}

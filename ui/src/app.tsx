@@ -1,6 +1,7 @@
 // Routes and the signed-in frame. Pages live in pages/, dashboard widgets in widgets/.
 import { useEffect } from 'preact/hooks';
 import { hasSession, onSessionChange } from './api';
+import { AnalyticsScreen } from './components/analytics-lazy';
 import { Shell } from './components/layout';
 import { Loading, Toasts } from './components/ui';
 import { DashboardPage } from './pages/dashboard';
@@ -55,6 +56,13 @@ export function App() {
   else if (path === '/users') page = <UsersPage />;
   else if (path === '/tenants') page = <TenantsPage />;
   else if (path === '/profile') page = <ProfilePage />;
+  else if (path === '/alarms') page = <AnalyticsScreen screen="alarms" />;
+  else if (path === '/analytics' || path === '/analytics/') {
+    navigate('/analytics/detectors', true);
+    return null;
+  } else if (path === '/analytics/detectors') page = <AnalyticsScreen screen="detectors" />;
+  else if (path === '/analytics/rules') page = <AnalyticsScreen screen="rules" />;
+  else if (path === '/analytics/webhooks') page = <AnalyticsScreen screen="webhooks" />;
   else page = <NotFound />;
 
   return (

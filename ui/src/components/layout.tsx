@@ -3,6 +3,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { logout } from '../api';
 import { live, type LiveState } from '../live';
+import { useOpenAlarmCount } from './analytics';
 import { Link, navigate, useLocation } from '../router';
 import { useSession } from '../session';
 import { currentTheme, toggleTheme } from '../theme';
@@ -13,15 +14,27 @@ const icons: Record<string, string> = {
   users: '☺',
   tenants: '⌂',
   profile: '⚙',
+  alarms: '⚠',
+  detectors: '∿',
+  rules: '≥',
+  webhooks: '⇄',
 };
 
-function NavLink({ href, name, label }: { href: string; name: string; label: string }) {
+function NavLink({ href, name, label, badge }: { href: string; name: string; label: string; badge?: string | null }) {
   const { path } = useLocation();
   const active = path === href || path.startsWith(href + '/');
   return (
-    <Link href={href} class={'nav-link' + (active ? ' active' : '')} aria-current={active ? 'page' : undefined} title={label}>
-      <span aria-hidden="true">{icons[name]}</span>
+    <Link href={href} class={'nav-link' + (active ? ' active' : '')} aria-current={active ? 'page' : undefined} title={badge ? `${label} (${badge} open)` : label}>
+      <span aria-hidden="true" class="nav-icon">
+        {icons[name]}
+        {badge && <span class="nav-dot" />}
+      </span>
       <span class="label">{label}</span>
+      {badge && (
+        <span class="nav-badge label" data-testid={`nav-${name}-count`} aria-label={`${badge} open`}>
+          {badge}
+        </span>
+      )}
     </Link>
   );
 }
@@ -49,6 +62,7 @@ export function Shell({ children }: { children: ComponentChildren }) {
     return () => window.removeEventListener('sw-theme', l);
   }, []);
   const isSys = user?.role === 'sysadmin';
+  const openAlarms = useOpenAlarmCount(!!user && !isSys);
   return (
     <div class="shell">
       <nav class="sidebar" aria-label="Main">
@@ -58,6 +72,16 @@ export function Shell({ children }: { children: ComponentChildren }) {
         </Link>
         {!isSys && <NavLink href="/dashboards" name="dashboards" label="Dashboards" />}
         {!isSys && <NavLink href="/devices" name="devices" label="Devices" />}
+        {!isSys && <NavLink href="/alarms" name="alarms" label="Alarms" badge={openAlarms} />}
+        {!isSys && (
+          <>
+            <div class="nav-section label">Analytics</div>
+            <NavLink href="/analytics/detectors" name="detectors" label="Detectors" />
+            <NavLink href="/analytics/rules" name="rules" label="Rules" />
+            <NavLink href="/analytics/webhooks" name="webhooks" label="Webhooks" />
+            <div class="nav-sep" />
+          </>
+        )}
         {(isSys || user?.role === 'tenant_admin') && <NavLink href="/users" name="users" label="Users" />}
         {isSys && <NavLink href="/tenants" name="tenants" label="Tenants" />}
         <NavLink href="/profile" name="profile" label="Account" />

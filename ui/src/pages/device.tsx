@@ -4,6 +4,7 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, qs, type Device, type Value } from '../api';
+import { LazyDeviceAnalytics } from '../components/analytics-lazy';
 import { Page } from '../components/layout';
 import {
   type ChartPoint,
@@ -31,6 +32,7 @@ type PointsListener = (points: Record<string, [number, Value][]>) => void;
 const TABS = [
   { id: 'latest', label: 'Latest values' },
   { id: 'chart', label: 'Chart' },
+  { id: 'analytics', label: 'Analytics' },
   { id: 'attributes', label: 'Attributes' },
   { id: 'rpc', label: 'RPC', editOnly: true },
   { id: 'connect', label: 'Connect' },
@@ -198,6 +200,7 @@ export function DevicePage({ id }: { id: string }) {
         <LatestTab latest={latest} initialTs={initialTs.current} loaded={latestLoaded} error={latestErr} now={now} liveOpen={liveOpen} onChart={(k) => setQuery({ tab: 'chart', keys: k })} />
       )}
       {tab === 'chart' && <ChartTab device={device} latest={latest} latestLoaded={latestLoaded} listeners={chartListeners.current} liveOpen={liveOpen} />}
+      {tab === 'analytics' && <LazyDeviceAnalytics device={device} editable={editable} latest={latest} />}
       {tab === 'attributes' && <AttributesTab device={device} editable={editable} />}
       {tab === 'rpc' && editable && <RpcTab device={device} />}
       {tab === 'connect' && <ConnectTab device={device} editable={editable} />}

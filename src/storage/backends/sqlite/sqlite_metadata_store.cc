@@ -7,9 +7,16 @@
 
 #include "core/clock.h"
 #include "core/hex.h"
+#include "storage/backends/sqlite/sqlite_util.h"
 
 namespace sw::storage {
 namespace {
+
+using sqlite::dbError;
+using sqlite::exec;
+using sqlite::makeCursor;
+using sqlite::parseCursor;
+using sqlite::Stmt;
 
 // Numbered migrations; never edit one that has shipped, append a new one.
 const char* const kMigrations[] = {
@@ -103,81 +110,6 @@ CREATE INDEX dashboards_by_name ON dashboards(tenant_id, name, id);
 )sql",
 };
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  Stmt& bind(int i, const std::string& s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Stmt& bindDouble(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  Stmt& bindNull(int i) {
-    sqlite3_bind_null(stmt_, i);
-    return *this;
-  }
-  int step() { return rc_ = sqlite3_step(stmt_); }
-  std::string text(int col) const {
-    auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  std::int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::optional<std::int64_t> optI64(int col) const {
-    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
-    return sqlite3_column_int64(stmt_, col);
-  }
-  double dbl(int col) const { return sqlite3_column_double(stmt_, col); }
-  int rc() const { return rc_; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-Error dbError(sqlite3* db, const char* what) {
-  int ext = sqlite3_extended_errcode(db);
-  if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    return Error{Code::kAlreadyExists, fmt::format("{}: already exists", what), {}};
-  }
-  if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
-    return Error{Code::kNotFound, fmt::format("{}: referenced row not found", what), {}};
-  return Error{Code::kInternal, fmt::format("metadata {} failed: {}", what, sqlite3_errmsg(db)), {}};
-}
-
-Status exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown";
-    sqlite3_free(err);
-    return fail(Code::kInternal, fmt::format("metadata exec failed: {}", msg));
-  }
-  return ok();
-}
-
-// Opaque keyset cursor: hex of "sort_key \x1f id".
-std::string makeCursor(const std::string& sort_key, const std::string& id) {
-  return hexEncode(sort_key + '\x1f' + id);
-}
-
-Result<std::pair<std::string, std::string>> parseCursor(const std::string& cursor) {
-  if (cursor.empty()) return std::pair<std::string, std::string>{};
-  std::string raw;
-  if (cursor.size() > 4096 || !hexDecode(cursor, raw))
-    return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
-  auto sep = raw.find('\x1f');
-  if (sep == std::string::npos) return fail(Code::kInvalidArgument, "malformed cursor", "cursor");
-  return std::pair{raw.substr(0, sep), raw.substr(sep + 1)};
-}
 
 std::string likeEscape(const std::string& s) {
   std::string out;
@@ -265,54 +197,14 @@ constexpr const char* kMqttCols = "tenant_id, device_id, username, client_id, pa
 
 Result<std::unique_ptr<SqliteMetadataStore>> SqliteMetadataStore::open(const std::string& path, bool sync_full) {
   std::unique_ptr<SqliteMetadataStore> store(new SqliteMetadataStore());
-  int rc = sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    return fail(Code::kUnavailable, fmt::format("cannot open metadata database {}: {}", path,
-                                                store->db_ ? sqlite3_errmsg(store->db_) : "out of memory"));
-  }
-  sqlite3_busy_timeout(store->db_, 5000);
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-        "PRAGMA foreign_keys=ON"}) {
-    if (auto st = exec(store->db_, pragma); !st) return std::unexpected(st.error());
-  }
-  if (auto st = store->migrate(); !st) return std::unexpected(st.error());
+  auto db = sqlite::openDatabase(path, sync_full, kMigrations, "metadata");
+  if (!db) return std::unexpected(db.error());
+  store->db_ = *db;
   return store;
 }
 
 SqliteMetadataStore::~SqliteMetadataStore() {
   if (db_) sqlite3_close_v2(db_);
-}
-
-Status SqliteMetadataStore::migrate() {
-  std::lock_guard lock(mutex_);
-  if (auto st = exec(db_, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); !st) return st;
-  int current = 0;
-  {
-    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
-    if (s.step() == SQLITE_ROW) current = static_cast<int>(s.i64(0));
-  }
-  const int target = static_cast<int>(std::size(kMigrations));
-  if (current > target) {
-    return fail(Code::kUnavailable,
-                fmt::format("metadata schema version {} is newer than this binary supports ({})", current, target));
-  }
-  for (int v = current + 1; v <= target; ++v) {
-    if (auto st = exec(db_, "BEGIN IMMEDIATE"); !st) return st;
-    auto st = exec(db_, kMigrations[v - 1]);
-    if (st) {
-      Stmt s(db_, "INSERT INTO schema_version(version) VALUES (?)");
-      s.bind(1, std::int64_t{v});
-      if (s.step() != SQLITE_DONE) st = std::unexpected(dbError(db_, "migration"));
-    }
-    if (!st) {
-      (void)exec(db_, "ROLLBACK");
-      return fail(Code::kInternal, fmt::format("schema migration {} failed: {}", v, st.error().message));
-    }
-    if (auto c = exec(db_, "COMMIT"); !c) return c;
-  }
-  return ok();
 }
 
 Result<int> SqliteMetadataStore::schemaVersion() {

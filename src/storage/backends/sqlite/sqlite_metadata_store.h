@@ -73,7 +73,6 @@ class SqliteMetadataStore final : public MetadataStore {
 
  private:
   SqliteMetadataStore() = default;
-  Status migrate();
   Result<Device> getDeviceLocked(const TenantId& tenant, const DeviceId& id);
   Result<Dashboard> getDashboardLocked(const TenantId& tenant, const DashboardId& id);
   Status loadLabels(Device& d);
