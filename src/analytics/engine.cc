@@ -121,6 +121,10 @@ struct Reader {
 enum class InstKind : std::uint32_t { kUni = 1, kMulti = 2, kRule = 3 };
 struct Saved {
   std::string device_name;
+  InstKind kind = InstKind::kUni;
+  std::string def_id;
+  std::int64_t version = 0;
+  std::string key;
   std::uint32_t edge = 0;
   std::string state;
 };
@@ -149,6 +153,7 @@ struct Engine::Impl {
     std::vector<double> values;
     std::int64_t last_ts = INT64_MIN;
     double observed = NAN;
+    bool dirty = false;  // a value changed at the current timestamp; evaluated once per timestamp
   };
   struct ScoreOut {
     double last = -1;
@@ -173,6 +178,7 @@ struct Engine::Impl {
     std::vector<std::vector<Route>> routes;               // by key id
     std::unordered_map<std::string, ScoreOut> score_out;  // by key name (survives re-matching)
     std::vector<ScoreOut*> score_by_id;                   // by key id
+    std::vector<std::uint32_t> dirty_rules;               // rules to evaluate at the current timestamp
   };
   struct ScoreHit {
     std::uint32_t key;
@@ -248,13 +254,14 @@ struct Engine::Impl {
 
   // ---- definitions ----
 
-  std::shared_ptr<const TenantDefs> compile(const TenantId& tenant) {
+  // nullopt: the definitions could not be read; null: the tenant has no enabled definition.
+  std::optional<std::shared_ptr<const TenantDefs>> compile(const TenantId& tenant) {
     auto dets = analytics.listDetectors(tenant);
     auto rules = analytics.listRules(tenant);
     if (!dets || !rules) {
-      log->error("msg=\"cannot load analytics definitions\" tenant={} error=\"{}\"", tenant.str(),
-                 (!dets ? dets.error() : rules.error()).message);
-      return nullptr;
+      log->error("msg=\"cannot load analytics definitions; keeping the previous ones\" tenant={} error=\"{}\"",
+                 tenant.str(), (!dets ? dets.error() : rules.error()).message);
+      return std::nullopt;
     }
     auto defs = std::make_shared<TenantDefs>();
     defs->generation = generation.fetch_add(1) + 1;
@@ -278,16 +285,17 @@ struct Engine::Impl {
       c->cond = std::move(*cond);
       defs->rules.push_back(std::move(c));
     }
-    if (defs->detectors.empty() && defs->rules.empty()) return nullptr;
-    return defs;
+    if (defs->detectors.empty() && defs->rules.empty()) return std::shared_ptr<const TenantDefs>();
+    return std::shared_ptr<const TenantDefs>(std::move(defs));
   }
 
   void reload(const TenantId& tenant) {
     std::lock_guard lock(defs_mutex);
     auto defs = compile(tenant);
+    if (!defs) return;  // a read error must not wipe the tenant's learned state
     auto next = std::make_shared<Snapshot>(*snapshot.load());
-    if (defs) {
-      (*next)[tenant] = std::move(defs);
+    if (*defs) {
+      (*next)[tenant] = std::move(*defs);
     } else {
       next->erase(tenant);
     }
@@ -432,9 +440,16 @@ struct Engine::Impl {
   // Rebuilds the device's instances for the tenant's current definitions, keeping the state of
   // those whose definition (id and version) still applies and restoring checkpointed ones.
   // Returns false when the device no longer exists.
-  bool match(Worker& w, DevState& d, const std::shared_ptr<const TenantDefs>& defs, const std::string& dkey) {
+  enum class Matched { kOk, kGone, kRetry };
+  Matched match(Worker& w, DevState& d, const std::shared_ptr<const TenantDefs>& defs, const std::string& dkey) {
     auto dev = metadata.getDevice(d.tenant, d.device);
-    if (!dev) return dev.error().code != Code::kNotFound;
+    if (!dev) {
+      if (dev.error().code == Code::kNotFound) return Matched::kGone;
+      log->warn("msg=\"cannot read device; its points are not analysed now\" device={} error=\"{}\"", d.device.str(),
+                dev.error().message);
+      d.matched = false;
+      return Matched::kRetry;
+    }
     d.info = DeviceInfo{dev->id.str(), dev->name, dev->type, dev->labels};
     d.defs = defs;
     d.matched = true;
@@ -532,8 +547,9 @@ struct Engine::Impl {
     d.multi = std::move(multi);
     d.rules = std::move(rules);
     buildRoutes(d);
-    if (restoredIt != w.restored.end() && restoredIt->second.empty()) w.restored.erase(restoredIt);
-    return true;
+    // What was not claimed now belongs to definitions that no longer apply to the device.
+    if (restoredIt != w.restored.end()) w.restored.erase(restoredIt);
+    return Matched::kOk;
   }
 
   static void buildRoutes(DevState& d) {
@@ -572,10 +588,15 @@ struct Engine::Impl {
     }
     DevState& d = *it->second;
     if (!d.matched || d.defs != defs) {
-      if (!match(w, d, defs, dkey)) {
-        release(d);
-        w.devices.erase(it);
-        return nullptr;
+      switch (match(w, d, defs, dkey)) {
+        case Matched::kOk: break;
+        case Matched::kRetry: return nullptr;  // matched stays false: tried again at the next point
+        case Matched::kGone:
+          release(d);
+          w.restored.erase(dkey);
+          w.pending_scores.erase(dkey);
+          w.devices.erase(it);
+          return nullptr;
       }
     }
     return &d;
@@ -644,32 +665,47 @@ struct Engine::Impl {
           break;
         }
         case T::kRule: {
+          // Values of one timestamp (one message usually carries all keys of a rule) are applied
+          // together, then the rule is evaluated once: "a - b > 3" never sees a new a with an old b.
           RuleInst& ri = d.rules[r.index];
+          if (ts < ri.last_ts) break;  // late point: the rule state ignores it, so must the values
           ri.values[r.pos] = value;
-          const auto tr = ri.state.update(ri.rule->cond, ri.rule->spec, ts, ri.values);
-          ri.last_ts = std::max(ri.last_ts, ts);
-          const auto& def = ri.rule->def;
-          if (tr == RuleTransition::kRaise) {
-            AlarmEvent e;
-            e.source_type = "rule";
-            e.source_id = def.id;
-            e.source_name = def.name;
-            e.device_id = d.device.str();
-            e.device_name = d.info.name;
-            e.key = joinKeys(ri.rule->cond.keys());
-            e.severity = def.severity;
-            e.ts = ts;
-            e.observed = ri.rule->cond.observed(ri.values);
-            e.message = explainRule(def, e.observed);
-            e.expected_lo = e.expected_hi = e.score = NAN;
-            raise(d, e);
-          } else if (tr == RuleTransition::kClear) {
-            clear(d, def.id, joinKeys(ri.rule->cond.keys()), ts);
+          if (!ri.dirty) {
+            ri.dirty = true;
+            d.dirty_rules.push_back(r.index);
           }
           break;
         }
       }
     }
+  }
+
+  void evaluateRules(DevState& d, std::int64_t ts) {
+    for (const auto index : d.dirty_rules) {
+      RuleInst& ri = d.rules[index];
+      ri.dirty = false;
+      const auto tr = ri.state.update(ri.rule->cond, ri.rule->spec, ts, ri.values);
+      ri.last_ts = std::max(ri.last_ts, ts);
+      const auto& def = ri.rule->def;
+      if (tr == RuleTransition::kRaise) {
+        AlarmEvent e;
+        e.source_type = "rule";
+        e.source_id = def.id;
+        e.source_name = def.name;
+        e.device_id = d.device.str();
+        e.device_name = d.info.name;
+        e.key = joinKeys(ri.rule->cond.keys());
+        e.severity = def.severity;
+        e.ts = ts;
+        e.observed = ri.rule->cond.observed(ri.values);
+        e.message = explainRule(def, e.observed);
+        e.expected_lo = e.expected_hi = e.score = NAN;
+        raise(d, e);
+      } else if (tr == RuleTransition::kClear) {
+        clear(d, def.id, joinKeys(ri.rule->cond.keys()), ts);
+      }
+    }
+    d.dirty_rules.clear();
   }
 
   void processPoints(Worker& w, Task& t, const std::shared_ptr<const Snapshot>& snap) {
@@ -686,21 +722,43 @@ struct Engine::Impl {
     }
     DevState* d = deviceState(w, t.tenant, t.device, defs);
     if (!d) return;
-    if (t.defs == defs) {
-      for (const auto& p : t.points) onPoint(w, *d, p.key, p.ts, p.v);
-    } else {
-      // Enqueued under other definitions: key ids are translated by name.
-      for (const auto& p : t.points) {
-        if (auto id = defs->id(t.defs->key_names[p.key])) onPoint(w, *d, *id, p.ts, p.v);
+    std::int64_t group_ts = INT64_MIN;
+    for (const auto& p : t.points) {
+      if (p.ts != group_ts) {
+        if (!d->dirty_rules.empty()) evaluateRules(*d, group_ts);
+        group_ts = p.ts;
+      }
+      if (t.defs == defs) {
+        onPoint(w, *d, p.key, p.ts, p.v);
+      } else if (auto id = defs->id(t.defs->key_names[p.key])) {
+        onPoint(w, *d, *id, p.ts, p.v);  // enqueued under other definitions: translated by name
       }
     }
+    if (!d->dirty_rules.empty()) evaluateRules(*d, group_ts);
     collectScores(w, *d);
   }
 
   void tick(Worker& w) {
     const auto now = nowMs();
+    // Silent devices are re-matched here (others are at their next point), so that a deleted or
+    // changed inactivity detector stops ticking.
+    auto snap = snapshot.load(std::memory_order_acquire);
+    std::vector<std::pair<TenantId, DeviceId>> stale;
     for (auto& [dkey, d] : w.devices) {
-      if (!d->defs) continue;
+      auto it = snap->find(d->tenant);
+      if (it == snap->end() || it->second != d->defs) stale.emplace_back(d->tenant, d->device);
+    }
+    for (const auto& [tenant, device] : stale) {
+      auto it = snap->find(tenant);
+      if (it != snap->end()) {
+        (void)deviceState(w, tenant, device, it->second);
+      } else if (auto d = w.devices.find(devKey(tenant, device)); d != w.devices.end()) {
+        release(*d->second);
+        w.devices.erase(d);
+      }
+    }
+    for (auto& [dkey, d] : w.devices) {
+      if (!d->defs || !d->matched) continue;
       for (auto& u : d->uni) {
         if (u.def->kind != DetectorKind::kMissing) continue;
         Verdict v = u.det->tick(now);
@@ -772,18 +830,16 @@ struct Engine::Impl {
         saveRecord(out, *d, InstKind::kRule, r.rule->def.id, r.rule->def.version, "", 0, state);
       }
     }
-    // Restored instances no device claimed yet are kept for the next start.
+    // Restored instances of devices not matched yet (their tenant has no definitions now, or the
+    // device could not be read) are kept for the next start.
     for (const auto& [dkey, saved] : w.restored) {
       auto slash = dkey.find('/');
       DevState tmp;
       tmp.tenant = TenantId(dkey.substr(0, slash));
       tmp.device = DeviceId(dkey.substr(slash + 1));
-      for (const auto& [skey, s] : saved) {
-        tmp.info.name = s.device_name;
-        // savedKey is "kind|id|version|key"
-        auto p1 = skey.find('|'), p2 = skey.find('|', p1 + 1), p3 = skey.find('|', p2 + 1);
-        saveRecord(out, tmp, static_cast<InstKind>(std::stoul(skey.substr(0, p1))), skey.substr(p1 + 1, p2 - p1 - 1),
-                   std::stoll(skey.substr(p2 + 1, p3 - p2 - 1)), skey.substr(p3 + 1), s.edge, s.state);
+      for (const auto& [skey, sv] : saved) {
+        tmp.info.name = sv.device_name;
+        saveRecord(out, tmp, sv.kind, sv.def_id, sv.version, sv.key, sv.edge, sv.state);
       }
     }
     std::error_code ec;
@@ -833,15 +889,17 @@ struct Engine::Impl {
         DeviceId device{std::string(r.str())};
         Saved s;
         s.device_name = r.str();
-        auto kind = r.u32();
-        std::string def_id(r.str());
-        auto version = r.i64();
-        std::string key(r.str());
+        const auto kind = r.u32();
+        s.def_id = r.str();
+        s.version = r.i64();
+        s.key = r.str();
         s.edge = r.u32();
         s.state = r.str();
         if (!r.ok || kind < 1 || kind > 3) continue;
+        s.kind = static_cast<InstKind>(kind);
         auto& w = workerFor(device);
-        w.restored[devKey(tenant, device)][savedKey(static_cast<InstKind>(kind), def_id, version, key)] = std::move(s);
+        const auto skey = savedKey(s.kind, s.def_id, s.version, s.key);
+        w.restored[devKey(tenant, device)][skey] = std::move(s);
         ++records;
       }
     }
@@ -907,6 +965,7 @@ struct Engine::Impl {
         if (task->kind == Task::Kind::kBarrier || task->kind == Task::Kind::kTenantDeleted) {
           flushScores(w);
           task->barrier->set_value();
+          break;  // tasks after a barrier see the definitions current after it
         }
       }
       const auto now = Clock::now();

@@ -2,9 +2,9 @@
 #include <boost/json.hpp>
 #include <cmath>
 
-#include "analytics/webhooks.h"
 #include "analytics/engine.h"
 #include "analytics/store.h"
+#include "analytics/webhooks.h"
 #include "api/handler_util.h"
 #include "api/live_hub.h"
 #include "api/services.h"
@@ -135,8 +135,9 @@ void registerAdminRoutes(Router& router, Services& s) {
     TenantId id(ctx.param("id"));
     if (auto st = s.metadata.deleteTenant(id); !st) return errorResponse(st.error());
     if (s.live) s.live->tenantDeleted(id);
-    if (s.analytics) s.analytics->tenantDeleted(id);
+    // Definitions first: the engine's reload then finds none and forgets the tenant.
     if (s.analytics_store) (void)s.analytics_store->deleteTenant(id);
+    if (s.analytics) s.analytics->tenantDeleted(id);
     s.pipeline.authenticator().clear();
     if (auto st = s.store.deleteTenant(id); !st) return errorResponse(st.error());
     if (s.webhooks) {

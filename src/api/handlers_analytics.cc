@@ -210,8 +210,12 @@ Result<DetectorDef> readDetectorBody(const boost::json::object& body) {
     return fail(Code::kInvalidArgument, fmt::format("keys must be an array of 1 to {} keys", kMaxKeys), "keys");
   }
   for (const auto& k : keys->as_array()) {
-    if (!k.is_string() || k.as_string().empty() || k.as_string().size() > kMaxKeyBytes) {
-      return fail(Code::kInvalidArgument, fmt::format("each key must be a string of 1-{} bytes", kMaxKeyBytes), "keys");
+    const bool control = k.is_string() && std::any_of(k.as_string().begin(), k.as_string().end(),
+                                                      [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    if (!k.is_string() || k.as_string().empty() || k.as_string().size() > kMaxKeyBytes || control) {
+      return fail(Code::kInvalidArgument,
+                  fmt::format("each key must be a string of 1-{} bytes without control characters", kMaxKeyBytes),
+                  "keys");
     }
     std::string key(k.as_string());
     if (std::find(d.keys.begin(), d.keys.end(), key) != d.keys.end()) {
@@ -372,6 +376,10 @@ Response runBacktest(Services& s, const TenantId& tenant, const DetectorDef& def
   auto to = optInt(body, "to");
   if (!to) return errorResponse(to.error());
   const auto now = nowMs();
+  constexpr std::int64_t kLimit = std::int64_t{1} << 52;  // far beyond any real time, no overflow below
+  if ((*from && (**from < -kLimit || **from > kLimit)) || (*to && (**to < -kLimit || **to > kLimit))) {
+    return problem(400, "invalid_argument", "from and to must be epoch milliseconds", "from");
+  }
   const std::int64_t t = to->value_or(now);
   const std::int64_t f = from->value_or(t - 86400000);
   if (t <= f) return problem(400, "invalid_argument", "to must be after from", "to");
@@ -427,6 +435,14 @@ Result<std::vector<analytics::Sample>> rawSamples(Services& s, const TenantId& t
 
 void tellEngine(Services& s, const TenantId& tenant) {
   if (s.analytics) s.analytics->reloadTenant(tenant);
+}
+
+// The engine uses the new definitions from here on: nothing queued under the old ones is left,
+// so alarms cleared after this are not reopened by the old definition.
+void tellEngineAndWait(Services& s, const TenantId& tenant) {
+  if (!s.analytics) return;
+  s.analytics->reloadTenant(tenant);
+  s.analytics->drain();
 }
 
 // Clears the open alarms of a deleted or changed definition and tells the subscribers.
@@ -596,8 +612,8 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     auto updated = s.analytics_store->updateDetector(*tenant, std::move(*def));
     if (!updated) return errorResponse(updated.error());
     // The detector's learned state starts over with the new definition; its open alarms end.
+    tellEngineAndWait(s, *tenant);
     clearSourceAlarms(s, *tenant, updated->id, "updated");
-    tellEngine(s, *tenant);
     JsonWriter w;
     writeDetector(w, *updated);
     return jsonResponse(200, w.take());
@@ -608,8 +624,8 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     if (!tenant) return errorResponse(tenant.error());
     if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
     if (auto st = s.analytics_store->deleteDetector(*tenant, ctx.param("id")); !st) return errorResponse(st.error());
+    tellEngineAndWait(s, *tenant);
     clearSourceAlarms(s, *tenant, ctx.param("id"), "deleted");
-    tellEngine(s, *tenant);
     return noContent();
   });
 
@@ -712,8 +728,8 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     def->id = ctx.param("id");
     auto updated = s.analytics_store->updateRule(*tenant, std::move(*def));
     if (!updated) return errorResponse(updated.error());
+    tellEngineAndWait(s, *tenant);
     clearSourceAlarms(s, *tenant, updated->id, "updated");
-    tellEngine(s, *tenant);
     JsonWriter w;
     writeRule(w, *updated, ruleKeys(*updated));
     return jsonResponse(200, w.take());
@@ -724,8 +740,8 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     if (!tenant) return errorResponse(tenant.error());
     if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
     if (auto st = s.analytics_store->deleteRule(*tenant, ctx.param("id")); !st) return errorResponse(st.error());
+    tellEngineAndWait(s, *tenant);
     clearSourceAlarms(s, *tenant, ctx.param("id"), "deleted");
-    tellEngine(s, *tenant);
     return noContent();
   });
 
@@ -874,8 +890,13 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     const auto now = nowMs();
     auto to = intParam(ctx, "to", now);
     if (!to) return errorResponse(to.error());
+    constexpr std::int64_t kLimit = std::int64_t{1} << 52;
+    if (*to < -kLimit || *to > kLimit) return problem(400, "invalid_argument", "to must be epoch milliseconds", "to");
     auto from = intParam(ctx, "from", *to - 86400000);
     if (!from) return errorResponse(from.error());
+    if (*from < -kLimit || *from > kLimit) {
+      return problem(400, "invalid_argument", "from must be epoch milliseconds", "from");
+    }
     if (*to <= *from) return problem(400, "invalid_argument", "to must be after from", "to");
     analytics::QualityOptions opt;
     opt.from = *from;

@@ -272,7 +272,10 @@ void registerDeviceRoutes(Router& router, Services& s) {
     if (!tenant) return writeDenied(s, ctx, id, tenant.error());
     if (auto st = s.metadata.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
     if (s.live) s.live->deviceDeleted(*tenant, id);
-    if (s.analytics) s.analytics->deviceChanged(*tenant, id);
+    if (s.analytics) {
+      s.analytics->deviceChanged(*tenant, id);
+      s.analytics->drain();  // points queued before the delete cannot reopen an alarm after it
+    }
     if (s.analytics_store) (void)s.analytics_store->deleteDevice(*tenant, id.str());
     revokeDevice(s, *tenant, id);
     if (auto st = s.store.deleteDevice(*tenant, id); !st) return errorResponse(st.error());
