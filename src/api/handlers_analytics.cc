@@ -453,6 +453,117 @@ void clearSourceAlarms(Services& s, const TenantId& tenant, const std::string& s
   }
 }
 
+void writeRuleDef(JsonWriter& w, const RuleDef& r) {
+  writeRule(w, r, ruleKeys(r));
+}
+
+// Detectors and rules have the same CRUD: tenant_admin writes, viewers read, a cap per tenant,
+// ?device_id= lists those whose filter matches the device, and every change reaches the engine.
+template <typename Def>
+struct DefinitionRoutes {
+  using Store = analytics::AnalyticsStore;
+  std::string path;  // "/api/v1/detectors"
+  std::string noun;  // "detectors"
+  Result<Def> (*read)(const boost::json::object&);
+  void (*write)(JsonWriter&, const Def&);
+  Result<Def> (Store::*create)(const TenantId&, Def);
+  Result<Def> (Store::*get)(const TenantId&, const std::string&);
+  Result<Def> (Store::*update)(const TenantId&, Def);
+  Status (Store::*remove)(const TenantId&, const std::string&);
+  Result<std::vector<Def>> (Store::*list)(const TenantId&);
+  bool (*listFilter)(const Context&, const Def&);  // more list filters; null: none
+};
+
+template <typename Def>
+void registerDefinitionRoutes(Router& router, Services& s, const DefinitionRoutes<Def>& r) {
+  router.add("POST", r.path, Auth::kUser, [&s, r](Context& ctx) {
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
+    auto body = parseObject(ctx.request.body);
+    if (!body) return errorResponse(body.error());
+    auto def = r.read(*body);
+    if (!def) return errorResponse(def.error());
+    auto existing = (s.analytics_store->*r.list)(*tenant);
+    if (!existing) return errorResponse(existing.error());
+    if (existing->size() >= kMaxDefinitionsPerTenant) {
+      return problem(429, "resource_exhausted",
+                     fmt::format("a tenant may have at most {} {}", kMaxDefinitionsPerTenant, r.noun));
+    }
+    auto created = (s.analytics_store->*r.create)(*tenant, std::move(*def));
+    if (!created) return errorResponse(created.error());
+    tellEngine(s, *tenant);
+    JsonWriter w;
+    r.write(w, *created);
+    Response resp = jsonResponse(201, w.take());
+    resp.headers.emplace_back("Location", r.path + "/" + created->id);
+    return resp;
+  });
+
+  router.add("GET", r.path, Auth::kUser, [&s, r](Context& ctx) {
+    auto tenant = tenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
+    auto list = (s.analytics_store->*r.list)(*tenant);
+    if (!list) return errorResponse(list.error());
+    std::optional<analytics::DeviceInfo> device;
+    if (auto id = ctx.request.param("device_id"); id && !id->empty()) {
+      auto d = s.metadata.getDevice(*tenant, DeviceId(std::string(*id)));
+      if (!d) return problem(404, "not_found", "device not found", "device_id");
+      device = analytics::DeviceInfo{d->id.str(), d->name, d->type, d->labels};
+    }
+    JsonWriter w;
+    w.beginObject().key("items").beginArray();
+    for (const auto& d : *list) {
+      if (r.listFilter && !r.listFilter(ctx, d)) continue;
+      if (device && !analytics::selectorMatches(d.filter, *device)) continue;
+      r.write(w, d);
+    }
+    w.endArray().endObject();
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("GET", r.path + "/{id}", Auth::kUser, [&s, r](Context& ctx) {
+    auto tenant = tenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
+    auto d = (s.analytics_store->*r.get)(*tenant, ctx.param("id"));
+    if (!d) return errorResponse(d.error());
+    JsonWriter w;
+    r.write(w, *d);
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("PUT", r.path + "/{id}", Auth::kUser, [&s, r](Context& ctx) {
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
+    auto body = parseObject(ctx.request.body);
+    if (!body) return errorResponse(body.error());
+    auto def = r.read(*body);
+    if (!def) return errorResponse(def.error());
+    def->id = ctx.param("id");
+    auto updated = (s.analytics_store->*r.update)(*tenant, std::move(*def));
+    if (!updated) return errorResponse(updated.error());
+    // The learned state starts over with the new definition; its open alarms end.
+    tellEngineAndWait(s, *tenant);
+    clearSourceAlarms(s, *tenant, updated->id, "updated");
+    JsonWriter w;
+    r.write(w, *updated);
+    return jsonResponse(200, w.take());
+  });
+
+  router.add("DELETE", r.path + "/{id}", Auth::kUser, [&s, r](Context& ctx) {
+    auto tenant = writableTenantOf(ctx);
+    if (!tenant) return errorResponse(tenant.error());
+    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
+    if (auto st = (s.analytics_store->*r.remove)(*tenant, ctx.param("id")); !st) return errorResponse(st.error());
+    tellEngineAndWait(s, *tenant);
+    clearSourceAlarms(s, *tenant, ctx.param("id"), "deleted");
+    return noContent();
+  });
+}
+
 }  // namespace
 
 void writeAlarm(JsonWriter& w, const Alarm& a) {
@@ -541,93 +652,16 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     return jsonResponse(200, w.take());
   });
 
-  router.add("POST", "/api/v1/detectors", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
-    auto def = readDetectorBody(*body);
-    if (!def) return errorResponse(def.error());
-    auto existing = s.analytics_store->listDetectors(*tenant);
-    if (!existing) return errorResponse(existing.error());
-    if (existing->size() >= kMaxDefinitionsPerTenant) {
-      return problem(429, "resource_exhausted",
-                     fmt::format("a tenant may have at most {} detectors", kMaxDefinitionsPerTenant));
-    }
-    auto created = s.analytics_store->createDetector(*tenant, std::move(*def));
-    if (!created) return errorResponse(created.error());
-    tellEngine(s, *tenant);
-    JsonWriter w;
-    writeDetector(w, *created);
-    Response r = jsonResponse(201, w.take());
-    r.headers.emplace_back("Location", "/api/v1/detectors/" + created->id);
-    return r;
-  });
-
-  router.add("GET", "/api/v1/detectors", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = tenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto list = s.analytics_store->listDetectors(*tenant);
-    if (!list) return errorResponse(list.error());
-    const auto kind = ctx.request.param("kind");
-    std::optional<analytics::DeviceInfo> device;
-    if (auto id = ctx.request.param("device_id"); id && !id->empty()) {
-      auto d = s.metadata.getDevice(*tenant, DeviceId(std::string(*id)));
-      if (!d) return problem(404, "not_found", "device not found", "device_id");
-      device = analytics::DeviceInfo{d->id.str(), d->name, d->type, d->labels};
-    }
-    JsonWriter w;
-    w.beginObject().key("items").beginArray();
-    for (const auto& d : *list) {
-      if (kind && !kind->empty() && analytics::kindName(d.kind) != *kind) continue;
-      if (device && !analytics::selectorMatches(d.filter, *device)) continue;
-      writeDetector(w, d);
-    }
-    w.endArray().endObject();
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("GET", "/api/v1/detectors/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = tenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto d = s.analytics_store->getDetector(*tenant, ctx.param("id"));
-    if (!d) return errorResponse(d.error());
-    JsonWriter w;
-    writeDetector(w, *d);
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("PUT", "/api/v1/detectors/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
-    auto def = readDetectorBody(*body);
-    if (!def) return errorResponse(def.error());
-    def->id = ctx.param("id");
-    auto updated = s.analytics_store->updateDetector(*tenant, std::move(*def));
-    if (!updated) return errorResponse(updated.error());
-    // The detector's learned state starts over with the new definition; its open alarms end.
-    tellEngineAndWait(s, *tenant);
-    clearSourceAlarms(s, *tenant, updated->id, "updated");
-    JsonWriter w;
-    writeDetector(w, *updated);
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("DELETE", "/api/v1/detectors/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    if (auto st = s.analytics_store->deleteDetector(*tenant, ctx.param("id")); !st) return errorResponse(st.error());
-    tellEngineAndWait(s, *tenant);
-    clearSourceAlarms(s, *tenant, ctx.param("id"), "deleted");
-    return noContent();
-  });
+  registerDefinitionRoutes<DetectorDef>(
+      router, s,
+      DefinitionRoutes<DetectorDef>{
+          "/api/v1/detectors", "detectors", &readDetectorBody, &writeDetector,
+          &analytics::AnalyticsStore::createDetector, &analytics::AnalyticsStore::getDetector,
+          &analytics::AnalyticsStore::updateDetector, &analytics::AnalyticsStore::deleteDetector,
+          &analytics::AnalyticsStore::listDetectors, [](const Context& ctx, const DetectorDef& d) {
+            auto kind = ctx.request.param("kind");
+            return !kind || kind->empty() || analytics::kindName(d.kind) == *kind;
+          }});
 
   router.add("POST", "/api/v1/detectors/{id}/backtest", Auth::kUser, [&s](Context& ctx) {
     auto tenant = tenantOf(ctx);
@@ -660,90 +694,12 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
   });
 
   // ---- rules ----
-  router.add("POST", "/api/v1/rules", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
-    auto def = readRuleBody(*body);
-    if (!def) return errorResponse(def.error());
-    auto existing = s.analytics_store->listRules(*tenant);
-    if (!existing) return errorResponse(existing.error());
-    if (existing->size() >= kMaxDefinitionsPerTenant) {
-      return problem(429, "resource_exhausted",
-                     fmt::format("a tenant may have at most {} rules", kMaxDefinitionsPerTenant));
-    }
-    auto created = s.analytics_store->createRule(*tenant, std::move(*def));
-    if (!created) return errorResponse(created.error());
-    tellEngine(s, *tenant);
-    JsonWriter w;
-    writeRule(w, *created, ruleKeys(*created));
-    Response r = jsonResponse(201, w.take());
-    r.headers.emplace_back("Location", "/api/v1/rules/" + created->id);
-    return r;
-  });
-
-  router.add("GET", "/api/v1/rules", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = tenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto list = s.analytics_store->listRules(*tenant);
-    if (!list) return errorResponse(list.error());
-    std::optional<analytics::DeviceInfo> device;
-    if (auto id = ctx.request.param("device_id"); id && !id->empty()) {
-      auto d = s.metadata.getDevice(*tenant, DeviceId(std::string(*id)));
-      if (!d) return problem(404, "not_found", "device not found", "device_id");
-      device = analytics::DeviceInfo{d->id.str(), d->name, d->type, d->labels};
-    }
-    JsonWriter w;
-    w.beginObject().key("items").beginArray();
-    for (const auto& r : *list) {
-      if (device && !analytics::selectorMatches(r.filter, *device)) continue;
-      writeRule(w, r, ruleKeys(r));
-    }
-    w.endArray().endObject();
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("GET", "/api/v1/rules/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = tenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto r = s.analytics_store->getRule(*tenant, ctx.param("id"));
-    if (!r) return errorResponse(r.error());
-    JsonWriter w;
-    writeRule(w, *r, ruleKeys(*r));
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("PUT", "/api/v1/rules/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    auto body = parseObject(ctx.request.body);
-    if (!body) return errorResponse(body.error());
-    auto def = readRuleBody(*body);
-    if (!def) return errorResponse(def.error());
-    def->id = ctx.param("id");
-    auto updated = s.analytics_store->updateRule(*tenant, std::move(*def));
-    if (!updated) return errorResponse(updated.error());
-    tellEngineAndWait(s, *tenant);
-    clearSourceAlarms(s, *tenant, updated->id, "updated");
-    JsonWriter w;
-    writeRule(w, *updated, ruleKeys(*updated));
-    return jsonResponse(200, w.take());
-  });
-
-  router.add("DELETE", "/api/v1/rules/{id}", Auth::kUser, [&s](Context& ctx) {
-    auto tenant = writableTenantOf(ctx);
-    if (!tenant) return errorResponse(tenant.error());
-    if (auto a = requireAnalytics(s); !a) return errorResponse(a.error());
-    if (auto st = s.analytics_store->deleteRule(*tenant, ctx.param("id")); !st) return errorResponse(st.error());
-    tellEngineAndWait(s, *tenant);
-    clearSourceAlarms(s, *tenant, ctx.param("id"), "deleted");
-    return noContent();
-  });
+  registerDefinitionRoutes<RuleDef>(
+      router, s,
+      DefinitionRoutes<RuleDef>{"/api/v1/rules", "rules", &readRuleBody, &writeRuleDef,
+                                &analytics::AnalyticsStore::createRule, &analytics::AnalyticsStore::getRule,
+                                &analytics::AnalyticsStore::updateRule, &analytics::AnalyticsStore::deleteRule,
+                                &analytics::AnalyticsStore::listRules, nullptr});
 
   // ---- alarms ----
   router.add("GET", "/api/v1/alarms", Auth::kUser, [&s](Context& ctx) {
