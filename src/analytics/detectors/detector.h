@@ -43,7 +43,7 @@ Params defaultParams(DetectorKind kind);
 Result<Params> resolveParams(DetectorKind kind, const Params& given);
 
 struct Verdict {
-  double score = 0;  // [0, 1]; 0 while warming up
+  double score = 0;    // [0, 1]; 0 while warming up
   bool ready = false;  // false while the detector is still learning (score is 0 then)
   // What the detector expected for this point: observed outside [expected_lo, expected_hi] is
   // what drove the score. NaN when the kind has no such notion (e.g. missing data).

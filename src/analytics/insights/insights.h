@@ -57,8 +57,8 @@ struct Quality {
   std::int64_t expected_interval_ms = 0;  // median spacing
   std::vector<TimeRange> gaps;            // spacing > 3x expected (at most 1000 listed)
   std::size_t gap_count = 0;
-  double missing_share = 0;               // share of [from,to) inside gaps
-  std::vector<StuckPeriod> stuck;         // same value for >= 10 consecutive points and >= 10x expected
+  double missing_share = 0;        // share of [from,to) inside gaps
+  std::vector<StuckPeriod> stuck;  // same value for >= 10 consecutive points and >= 10x expected
   double stuck_share = 0;
   double out_of_range_share = 0;
   double range_lo = 0, range_hi = 0;

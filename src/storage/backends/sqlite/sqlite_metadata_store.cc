@@ -110,7 +110,6 @@ CREATE INDEX dashboards_by_name ON dashboards(tenant_id, name, id);
 )sql",
 };
 
-
 std::string likeEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
