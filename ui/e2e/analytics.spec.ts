@@ -273,3 +273,35 @@ test('a viewer sees alarms and analytics but no ack, clear or edit controls', as
   expect((await viewer.call('POST', '/api/v1/detectors', { name: 'x', keys: ['a'], kind: 'zscore' })).status).toBe(403);
   expect((await admin.ok('GET', `/api/v1/alarms/${alarm.id}`)).status).toBe('active');
 });
+
+test('a detector and a rule for a device type are started from the devices list filtered by type', async ({ page, tenant }) => {
+  const admin = tenant.admin.api;
+  await createDevice(admin, unique('kiln'), { type: 'kiln' });
+  await login(page, tenant.admin);
+
+  await page.goto('/devices?type=kiln');
+  await page.getByTestId('type-new-detector').click();
+  const dlg = page.getByRole('dialog', { name: 'New detector' });
+  await expect(dlg.getByTestId('filter-type-input')).toHaveValue('kiln');
+  await dlg.getByTestId('detector-name').fill('Kiln temperature');
+  await dlg.getByTestId('kind-ewma').click();
+  await dlg.getByTestId('keys-text').fill('temperature');
+  await dlg.getByTestId('keys-text').press('Enter');
+  await dlg.getByTestId('detector-save').click();
+  await expect(dlg).toHaveCount(0);
+  await expect
+    .poll(async () => (await admin.ok('GET', '/api/v1/detectors')).items.find((d: any) => d.name === 'Kiln temperature')?.device_filter)
+    .toEqual({ type: 'kiln' });
+
+  await page.goto('/devices?type=kiln');
+  await page.getByTestId('type-new-rule').click();
+  const rdlg = page.getByRole('dialog', { name: 'New rule' });
+  await expect(rdlg.getByTestId('filter-type-input')).toHaveValue('kiln');
+  await rdlg.getByTestId('rule-name').fill('Kiln too hot');
+  await rdlg.getByTestId('rule-condition').fill('temperature > 1200');
+  await rdlg.getByTestId('rule-save').click();
+  await expect(rdlg).toHaveCount(0);
+  await expect
+    .poll(async () => (await admin.ok('GET', '/api/v1/rules')).items.find((r: any) => r.name === 'Kiln too hot')?.device_filter)
+    .toEqual({ type: 'kiln' });
+});

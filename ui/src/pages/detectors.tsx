@@ -87,7 +87,9 @@ export function DetectorsPage() {
   const kind = query.get('kind') ?? '';
   const editId = query.get('edit');
   const kinds = useKinds();
-  const [creating, setCreating] = useState(false);
+  // ?new=1&type=pump (or &label=site=north): create for a device type, from the devices list.
+  const newFor = query.get('new') ? { type: query.get('type') ?? undefined, label: query.get('label') ?? undefined } : null;
+  const [creating, setCreating] = useState(newFor !== null);
   const [editing, setEditing] = useState<Detector | null>(null);
   const [deleting, setDeleting] = useState<Detector | null>(null);
   const [busyId, setBusyId] = useState<string | null>(null);
@@ -245,7 +247,8 @@ export function DetectorsPage() {
           kinds={kinds.data}
           detector={editing ?? undefined}
           readOnly={!editable}
-          onClose={() => (creating ? setCreating(false) : closeEdit())}
+          initial={creating && newFor ? { device_filter: newFor } : undefined}
+          onClose={() => (creating ? (setCreating(false), newFor && setQuery({ new: undefined, type: undefined, label: undefined })) : closeEdit())}
           onSaved={(d) => {
             toast(`Saved ${d.name}`);
             if (creating) setCreating(false);

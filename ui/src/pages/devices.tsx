@@ -383,9 +383,22 @@ export function DevicesPage() {
       title="Devices"
       actions={
         editable && (
-          <button class="primary" onClick={() => setCreating(true)} data-testid="device-create">
-            + New device
-          </button>
+          <>
+            {(type || label) && (
+              // A device type (or label) is the unit analytics is usually set up for.
+              <>
+                <Link class="btn" href={'/analytics/detectors' + qs({ new: 1, type: type || undefined, label: label || undefined })} data-testid="type-new-detector">
+                  + Detector for {type ? `type ${type}` : `label ${label}`}
+                </Link>
+                <Link class="btn" href={'/analytics/rules' + qs({ new: 1, type: type || undefined, label: label || undefined })} data-testid="type-new-rule">
+                  + Rule
+                </Link>
+              </>
+            )}
+            <button class="primary" onClick={() => setCreating(true)} data-testid="device-create">
+              + New device
+            </button>
+          </>
         )
       }
     >

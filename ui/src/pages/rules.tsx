@@ -47,7 +47,9 @@ export function RulesPage() {
   const editable = canEdit(user);
   const { query } = useLocation();
   const editId = query.get('edit');
-  const [creating, setCreating] = useState(false);
+  // ?new=1&type=pump (or &label=site=north): create for a device type, from the devices list.
+  const newFor = query.get('new') ? { type: query.get('type') ?? undefined, label: query.get('label') ?? undefined } : null;
+  const [creating, setCreating] = useState(newFor !== null);
   const [editing, setEditing] = useState<Rule | null>(null);
   const [deleting, setDeleting] = useState<Rule | null>(null);
   const [busyId, setBusyId] = useState<string | null>(null);
@@ -180,8 +182,9 @@ export function RulesPage() {
       {(creating || editing) && (
         <RuleDialog
           rule={editing ?? undefined}
+          initial={creating && newFor ? { device_filter: newFor } : undefined}
           readOnly={!editable}
-          onClose={() => (creating ? setCreating(false) : closeEdit())}
+          onClose={() => (creating ? (setCreating(false), newFor && setQuery({ new: undefined, type: undefined, label: undefined })) : closeEdit())}
           onSaved={(r) => {
             toast(`Saved ${r.name}`);
             if (creating) setCreating(false);
