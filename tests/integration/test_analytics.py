@@ -18,6 +18,8 @@ import uuid
 import pytest
 import websocket
 
+from mqtt_helpers import _mqtt_cleanup  # noqa: F401  (autouse)
+from mqtt_helpers import create_device, device_client
 from swtest import TenantCtx, assert_problem, now_ms, unique
 
 UNKNOWN = str(uuid.uuid4())
@@ -193,6 +195,17 @@ def test_threshold_rule_raises_clears_and_lifecycle(server, new_tenant):
     assert alarms(t.viewer, severity="info") == []
     assert_problem(t.viewer.get("/api/v1/alarms", params={"status": "bogus"}), 400, "invalid_argument", "status")
     assert t.viewer.get(f"/api/v1/alarms/{a['id']}").json()["id"] == a["id"]
+
+
+def test_mqtt_telemetry_reaches_the_rules(server, new_tenant):
+    """Every transport feeds the engine: the same rule fires on points published over MQTT."""
+    t = new_tenant()
+    dev = create_device(t)
+    make_rule(t.admin, "temperature > 80", [dev.id])
+    c = device_client(server, dev)
+    c.publish("v1/devices/me/telemetry", json.dumps({"temperature": 85.5}), qos=1)
+    a = wait_for(lambda: alarms(t.viewer, device_id=dev.id), what="alarm from MQTT telemetry")[0]
+    assert a["status"] == "active" and a["details"]["observed"] == 85.5
 
 
 def test_rule_duration_and_hysteresis(server, new_tenant):
