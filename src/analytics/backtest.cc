@@ -4,17 +4,11 @@
 #include <cmath>
 
 namespace sw::analytics {
-namespace {
+namespace {}  // namespace
 
-struct Sample {
-  std::int64_t ts;
-  double v;
-};
-
-// Reads the numeric points of one key in [from, to), at most `budget`.
-Result<std::vector<Sample>> readSeries(storage::TimeSeriesStore& store, const TenantId& tenant, const DeviceId& device,
-                                       const std::string& key, std::int64_t from, std::int64_t to, std::size_t budget,
-                                       bool& truncated) {
+Result<std::vector<Sample>> readNumericSeries(storage::TimeSeriesStore& store, const TenantId& tenant,
+                                              const DeviceId& device, const std::string& key, std::int64_t from,
+                                              std::int64_t to, std::size_t budget, bool& truncated) {
   std::vector<Sample> out;
   std::int64_t cursor = from;
   while (cursor < to && out.size() < budget) {
@@ -31,6 +25,8 @@ Result<std::vector<Sample>> readSeries(storage::TimeSeriesStore& store, const Te
   if (cursor < to) truncated = true;
   return out;
 }
+
+namespace {
 
 // Collects plotted points (max score per bucket) and would-be alarms of one series.
 class SeriesRecorder {
@@ -112,7 +108,7 @@ Result<BacktestResult> backtest(const DetectorDef& def, const TenantId& tenant, 
           result.truncated = true;
           break;
         }
-        auto samples = readSeries(store, tenant, device, key, from, to, budget, result.truncated);
+        auto samples = readNumericSeries(store, tenant, device, key, from, to, budget, result.truncated);
         if (!samples) return std::unexpected(samples.error());
         result.points_scanned += samples->size();
         auto det = makeDetector(def.kind, def.params, 1);
@@ -143,7 +139,7 @@ Result<BacktestResult> backtest(const DetectorDef& def, const TenantId& tenant, 
     std::vector<Tagged> merged;
     for (std::size_t i = 0; i < def.keys.size(); ++i) {
       const std::size_t budget = kMaxBacktestPoints - std::min(kMaxBacktestPoints, result.points_scanned);
-      auto samples = readSeries(store, tenant, device, def.keys[i], from, to, budget, result.truncated);
+      auto samples = readNumericSeries(store, tenant, device, def.keys[i], from, to, budget, result.truncated);
       if (!samples) return std::unexpected(samples.error());
       result.points_scanned += samples->size();
       for (const auto& p : *samples) merged.push_back(Tagged{p.ts, i, p.v});

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "analytics/insights/insights.h"
 #include "analytics/store.h"
 #include "analytics/stream_logic.h"
 #include "storage/time_series_store.h"
@@ -35,6 +36,12 @@ struct BacktestResult {
 constexpr std::size_t kMaxBacktestDevices = 20;
 constexpr std::size_t kMaxBacktestPoints = 1'000'000;
 constexpr std::size_t kMaxPlotPoints = 2000;
+
+// The numeric points (numbers, booleans as 0/1) of one key in [from, to), in time order, at most
+// `budget`; `truncated` is set when the budget cut the range short. Shared by backtests and insights.
+Result<std::vector<Sample>> readNumericSeries(storage::TimeSeriesStore& store, const TenantId& tenant,
+                                              const DeviceId& device, const std::string& key, std::int64_t from,
+                                              std::int64_t to, std::size_t budget, bool& truncated);
 
 // Runs `def` over [from, to) of each device (at most kMaxBacktestDevices). `now_ms` bounds the
 // inactivity ticks of the missing-data kind.

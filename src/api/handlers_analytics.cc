@@ -415,24 +415,6 @@ std::optional<Response> checkDevice(Services& s, const TenantId& tenant, const D
   return std::nullopt;
 }
 
-// Numeric raw samples of a key in [from, to), at most kMaxInsightPoints.
-Result<std::vector<analytics::Sample>> rawSamples(Services& s, const TenantId& tenant, const DeviceId& device,
-                                                  const std::string& key, std::int64_t from, std::int64_t to) {
-  std::vector<analytics::Sample> out;
-  std::int64_t cursor = from;
-  while (cursor < to && out.size() < kMaxInsightPoints) {
-    auto page = s.store.readRaw(tenant, device, key, storage::RawQuery{cursor, to, 100000, 0});
-    if (!page) return std::unexpected(page.error());
-    for (const auto& p : page->points) {
-      double v;
-      if (storage::numericValue(p.value, v) && std::isfinite(v)) out.push_back(analytics::Sample{p.ts, v});
-    }
-    if (!page->more || page->points.empty()) break;
-    cursor = page->points.back().ts + 1;
-  }
-  return out;
-}
-
 void tellEngine(Services& s, const TenantId& tenant) {
   if (s.analytics) s.analytics->reloadTenant(tenant);
 }
@@ -869,7 +851,9 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
       (std::string_view(name) == "min" ? opt.lo : opt.hi) = d;
     }
     if (opt.lo && opt.hi && *opt.lo > *opt.hi) return problem(400, "invalid_argument", "min must be <= max", "min");
-    auto samples = rawSamples(s, *tenant, device, std::string(*key), *from, *to);
+    bool truncated = false;
+    auto samples = analytics::readNumericSeries(s.store, *tenant, device, std::string(*key), *from, *to,
+                                                kMaxInsightPoints, truncated);
     if (!samples) return errorResponse(samples.error());
     const auto tr = analytics::trend(*samples);
     const auto q = analytics::dataQuality(*samples, opt);
@@ -879,7 +863,7 @@ void registerAnalyticsRoutes(Router& router, Services& s) {
     w.key("from").integer(*from);
     w.key("to").integer(*to);
     w.key("points").integer(static_cast<std::int64_t>(samples->size()));
-    w.key("truncated").boolean(samples->size() >= kMaxInsightPoints);
+    w.key("truncated").boolean(truncated);
     w.key("trend").beginObject();
     w.key("slope_per_day");
     numberOrNull(w, tr.slope_per_day);
