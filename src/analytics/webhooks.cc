@@ -166,11 +166,21 @@ bool hasControl(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
-Status validateInput(const WebhookInput& in) {
+bool isLocalhostName(std::string_view host) {
+  return host == "localhost" || host.ends_with(".localhost");  // RFC 6761: always loopback
+}
+
+Status validateInput(const WebhookInput& in, bool allow_private) {
   if (in.name.empty() || in.name.size() > kMaxNameBytes) {
     return fail(Code::kInvalidArgument, fmt::format("name must be 1-{} bytes", kMaxNameBytes), "name");
   }
-  if (auto u = parseWebhookUrl(in.url); !u) return std::unexpected(u.error());
+  auto u = parseWebhookUrl(in.url);
+  if (!u) return std::unexpected(u.error());
+  if (!allow_private && (isPrivateAddress(u->host) || isLocalhostName(u->host))) {
+    return fail(Code::kInvalidArgument,
+                "url points to a loopback or private address, which this server refuses (webhooks.allow_private)",
+                "url");
+  }
   if (in.secret) {
     if (in.secret->size() < kMinSecretBytes || in.secret->size() > kMaxSecretBytes || hasControl(*in.secret)) {
       return fail(
@@ -236,6 +246,36 @@ std::string describe(std::string_view stage, const beast::error_code& ec) {
   return fmt::format("{}: {}", stage, ec.message());
 }
 
+bool isPrivateV4(const asio::ip::address_v4& a) {
+  const std::uint32_t v = a.to_uint();
+  auto in = [v](std::uint32_t net, int bits) { return (v >> (32 - bits)) == (net >> (32 - bits)); };
+  return in(0x00000000, 8) ||                   // 0/8 "this network", with 0.0.0.0
+         in(0x0A000000, 8) ||                   // 10/8
+         in(0x64400000, 10) ||                  // 100.64/10 shared (carrier-grade NAT)
+         in(0x7F000000, 8) ||                   // 127/8 loopback
+         in(0xA9FE0000, 16) ||                  // 169.254/16 link-local, cloud metadata
+         in(0xAC100000, 12) ||                  // 172.16/12
+         in(0xC0A80000, 16) ||                  // 192.168/16
+         in(0xE0000000, 4) || v == 0xFFFFFFFF;  // multicast, broadcast
+}
+
+bool isPrivate(const asio::ip::address& address) {
+  if (address.is_v4()) return isPrivateV4(address.to_v4());
+  const auto a = address.to_v6();
+  if (a.is_loopback() || a.is_unspecified() || a.is_multicast() || a.is_link_local() || a.is_site_local()) {
+    return true;
+  }
+  const auto b = a.to_bytes();
+  if ((b[0] & 0xFE) == 0xFC) return true;  // fc00::/7 unique local
+  auto embeddedV4 = [&b] { return asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[12], b[13], b[14], b[15]}); };
+  if (a.is_v4_mapped()) return isPrivateV4(embeddedV4());
+  const bool zero96 = std::all_of(b.begin(), b.begin() + 12, [](unsigned char c) { return c == 0; });
+  if (zero96) return isPrivateV4(embeddedV4());  // the deprecated IPv4-compatible form
+  static constexpr unsigned char kNat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::equal(b.begin(), b.begin() + 12, kNat64)) return isPrivateV4(embeddedV4());
+  return false;
+}
+
 std::string hostHeader(const WebhookUrl& u) {
   const bool v6 = u.host.find(':') != std::string::npos;
   std::string h = v6 ? "[" + u.host + "]" : u.host;
@@ -275,7 +315,7 @@ asio::awaitable<void> transact(Stream& stream, const http::request<http::string_
 }
 
 asio::awaitable<void> exchange(const WebhookUrl& url, const http::request<http::string_body>& req, ssl::context* tls,
-                               std::chrono::steady_clock::time_point deadline, Exchange& out) {
+                               bool allow_private, std::chrono::steady_clock::time_point deadline, Exchange& out) {
   auto ex = co_await asio::this_coro::executor;
   auto tuple = asio::as_tuple(asio::use_awaitable);
   tcp::resolver resolver(ex);
@@ -292,6 +332,15 @@ asio::awaitable<void> exchange(const WebhookUrl& url, const http::request<http::
     out.error = rec == asio::error::operation_aborted ? std::string("resolve: timed out")
                                                       : fmt::format("resolve {}: {}", url.host, rec.message());
     co_return;
+  }
+  if (!allow_private) {
+    for (const auto& entry : endpoints) {
+      if (isPrivate(entry.endpoint().address())) {
+        out.error = fmt::format("refused: {} is a loopback or private address (webhooks.allow_private is off)",
+                                entry.endpoint().address().to_string());
+        co_return;
+      }
+    }
   }
   beast::tcp_stream stream(ex);
   stream.expires_at(deadline);
@@ -415,6 +464,7 @@ WebhookOptions WebhookOptions::fromConfig(const Config& config) {
   o.max_attempts = config.webhooks_max_attempts;
   o.concurrency = config.webhooks_concurrency;
   o.ca_file = config.webhooks_ca_file;
+  o.allow_private = config.webhooks_allow_private;
   return o;
 }
 
@@ -436,7 +486,14 @@ std::int64_t WebhookService::retryDelayMs(int attempts) {
   return std::min<std::int64_t>(std::int64_t{1000} << (attempts - 1), kMaxRetryDelayMs);
 }
 
-WebhookResponse WebhookService::httpPost(const WebhookRequest& request, const std::string& ca_file) {
+bool isPrivateAddress(std::string_view address) {
+  beast::error_code ec;
+  const auto a = asio::ip::make_address(std::string(address), ec);
+  return !ec && isPrivate(a);
+}
+
+WebhookResponse WebhookService::httpPost(const WebhookRequest& request, const std::string& ca_file,
+                                         bool allow_private) {
   WebhookResponse response;
   http::request<http::string_body> req{http::verb::post, request.url.target, 11};
   req.set(http::field::host, hostHeader(request.url));
@@ -463,15 +520,16 @@ WebhookResponse WebhookService::httpPost(const WebhookRequest& request, const st
   Exchange out;
   asio::io_context ioc(1);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(1, request.timeout_ms));
-  asio::co_spawn(ioc, exchange(request.url, req, tls.get(), deadline, out), [&out](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      out.status = 0;
-      out.error = fmt::format("internal error: {}", ex.what());
-    }
-  });
+  asio::co_spawn(ioc, exchange(request.url, req, tls.get(), allow_private, deadline, out),
+                 [&out](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     out.status = 0;
+                     out.error = fmt::format("internal error: {}", ex.what());
+                   }
+                 });
   ioc.run();
   response.status = out.status;
   if (!out.error.empty()) {
@@ -492,7 +550,9 @@ Result<std::unique_ptr<WebhookService>> WebhookService::open(WebhookOptions opti
   if (sodium_init() < 0) return fail(Code::kInternal, "libsodium initialisation failed");
   if (!options.clock) options.clock = [] { return nowMs(); };
   if (!options.transport) {
-    options.transport = [ca = options.ca_file](const WebhookRequest& r) { return httpPost(r, ca); };
+    options.transport = [ca = options.ca_file, allow = options.allow_private](const WebhookRequest& r) {
+      return httpPost(r, ca, allow);
+    };
   }
   options.max_attempts = std::max(1, options.max_attempts);
   options.concurrency = std::clamp(options.concurrency, 1, 64);
@@ -559,7 +619,7 @@ Result<Webhook> WebhookService::getLocked(const TenantId& tenant, const WebhookI
 }
 
 Result<Webhook> WebhookService::createWebhook(const TenantId& tenant, WebhookInput in) {
-  if (auto st = validateInput(in); !st) return std::unexpected(st.error());
+  if (auto st = validateInput(in, options_.allow_private); !st) return std::unexpected(st.error());
   Webhook w;
   w.id = WebhookId(newUuid());
   w.tenant_id = tenant;
@@ -619,7 +679,7 @@ Result<storage::Page<Webhook>> WebhookService::listWebhooks(const TenantId& tena
 }
 
 Result<Webhook> WebhookService::updateWebhook(const TenantId& tenant, const WebhookId& id, WebhookInput in) {
-  if (auto st = validateInput(in); !st) return std::unexpected(st.error());
+  if (auto st = validateInput(in, options_.allow_private); !st) return std::unexpected(st.error());
   Result<Webhook> out;
   {
     std::lock_guard lock(db_mutex_);

@@ -98,6 +98,13 @@ struct WebhookUrl {
 // invalid_argument (field "url") for anything else.
 Result<WebhookUrl> parseWebhookUrl(std::string_view url);
 
+// True for an address a webhook may only reach with webhooks.allow_private: loopback,
+// unspecified, private (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10), link-local (169.254/16
+// with the clouds' metadata services, fe80::/10), shared (100.64/10), 0/8, multicast, broadcast,
+// and these in IPv4-mapped, IPv4-compatible or NAT64 (64:ff9b::/96) form. False for a name or
+// anything that is not an address literal.
+bool isPrivateAddress(std::string_view address);
+
 // One HTTP exchange, as the sender makes it (injectable for tests).
 struct WebhookRequest {
   WebhookUrl url;
@@ -118,6 +125,7 @@ struct WebhookOptions {
   int max_attempts = 8;
   int concurrency = 2;                          // sender threads
   std::string ca_file;                          // extra trusted CAs (PEM) for https receivers
+  bool allow_private = false;                   // else private/loopback receivers are refused
   std::size_t keep_finished = 1000;             // delivered/failed deliveries kept per webhook
   std::size_t max_pending_per_webhook = 10000;  // beyond, new notifications are dropped (counted)
   std::size_t max_webhooks_per_tenant = 100;    // beyond, create is refused (429)
@@ -174,8 +182,11 @@ class WebhookService {
   static std::int64_t retryDelayMs(int attempts);
   // The default transport: HTTP/1.1 POST (no redirects followed, response body read up to 64 KiB).
   // https verifies the receiver's certificate and host name against the system's trusted CAs
-  // plus ca_file (PEM) when given.
-  static WebhookResponse httpPost(const WebhookRequest& request, const std::string& ca_file = {});
+  // plus ca_file (PEM) when given. Without allow_private, a receiver any of whose addresses is
+  // private (isPrivateAddress) is not connected to: the check is made on the resolved addresses
+  // that are then used, so a name re-pointed after validation (DNS rebinding) is caught too.
+  static WebhookResponse httpPost(const WebhookRequest& request, const std::string& ca_file = {},
+                                  bool allow_private = true);
 
  private:
   struct Target {

@@ -52,14 +52,21 @@ http::response<http::string_body> toBeast(Response&& r, unsigned version, bool k
 
 }  // namespace
 
-struct HttpServer::Impl {
+// Shared by the server and its coroutines (the accept loop and every session hold a reference),
+// so a coroutine resumed after ~HttpServer, e.g. the accept loop woken by the acceptor's close
+// while the workers still run, finds its state alive. What it points to (config, router, pool,
+// workers) belongs to the caller and must outlive the workers' io_contexts.
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   const Config& config;
   runtime::IoWorkers& workers;
   runtime::BlockingPool& pool;
   const Router& router;
-  HttpServer& owner;
   Metrics& metrics;
-  std::unique_ptr<tcp::acceptor> acceptor;
+  std::atomic<std::size_t> inflight{0};
+  // The accept loop's acceptor: owned by the loop's frame, so it goes with the loop (also when
+  // the frame is destroyed with its io_context), and touched only on that io_context's thread.
+  tcp::acceptor* acceptor = nullptr;
+  asio::io_context* accept_context = nullptr;  // set by start()
   std::atomic<bool> accepting{true};
   // Shared with the sessions: a session frame may be destroyed after the server (when the
   // workers' io_contexts go away with connections still open), and its guards release these.
@@ -73,9 +80,10 @@ struct HttpServer::Impl {
   std::shared_ptr<PostGate> gate = std::make_shared<PostGate>();
   LiveHub* live = nullptr;  // serves GET /api/v1/ws when set
 
-  Impl(const Config& c, runtime::IoWorkers& w, runtime::BlockingPool& p, const Router& r, HttpServer& o, Metrics& m)
-      : config(c), workers(w), pool(p), router(r), owner(o), metrics(m) {}
-  ~Impl() {
+  Impl(const Config& c, runtime::IoWorkers& w, runtime::BlockingPool& p, const Router& r, Metrics& m)
+      : config(c), workers(w), pool(p), router(r), metrics(m) {}
+
+  void closeGate() {
     std::lock_guard lock(gate->mutex);
     gate->open = false;
   }
@@ -94,10 +102,15 @@ struct HttpServer::Impl {
     c->inc();
   }
 
-  awaitable<void> acceptLoop() {
+  awaitable<void> acceptLoop(std::shared_ptr<Impl> self, std::unique_ptr<tcp::acceptor> owned) {
     auto log = logger("api");
+    acceptor = owned.get();
+    struct Forget {
+      Impl& impl;
+      ~Forget() { impl.acceptor = nullptr; }
+    } forget{*this};
     while (accepting) {
-      auto [ec, socket] = co_await acceptor->async_accept(workers.next(), kTuple);
+      auto [ec, socket] = co_await owned->async_accept(workers.next(), kTuple);
       if (ec) {
         if (!accepting || ec == asio::error::operation_aborted) break;
         log->warn("msg=\"accept failed\" error=\"{}\"", ec.message());
@@ -112,7 +125,7 @@ struct HttpServer::Impl {
         continue;
       }
       auto& ctx = static_cast<asio::io_context&>(socket.get_executor().context());
-      asio::co_spawn(ctx, session(std::move(socket)), asio::detached);
+      asio::co_spawn(ctx, session(self, std::move(socket)), asio::detached);
     }
   }
 
@@ -171,7 +184,8 @@ struct HttpServer::Impl {
     co_await http::async_write(stream, res, kTuple);
   }
 
-  awaitable<void> session(tcp::socket socket) {
+  // `self` keeps this Impl alive while the session runs.
+  awaitable<void> session([[maybe_unused]] std::shared_ptr<Impl> self, tcp::socket socket) {
     ++counts->connections;
     struct Release {
       std::shared_ptr<Counts> c;
@@ -268,7 +282,7 @@ struct HttpServer::Impl {
       if (!good) {
         res = problem(400, "invalid_argument", "malformed percent-encoding in the request target");
       } else {
-        ++owner.inflight_;
+        ++inflight;
         res = co_await runtime::offload(pool, [this, &r] {
           try {
             return router.handle(r);
@@ -289,7 +303,7 @@ struct HttpServer::Impl {
       if (r.method == "HEAD") out.body().clear();  // the GET's headers (Content-Length too), no body
       stream.expires_after(std::chrono::seconds(60));
       auto [wec, wn] = co_await http::async_write(stream, out, kTuple);
-      if (good) --owner.inflight_;  // in flight until the response is written (drain waits for it)
+      if (good) --inflight;  // in flight until the response is written (drain waits for it)
       if (wec || !keep) break;
     }
     beast::error_code ignored;
@@ -299,20 +313,29 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(const Config& config, runtime::IoWorkers& workers, runtime::BlockingPool& pool,
                        const Router& router, Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, workers, pool, router, *this, metrics)) {
-  metrics.gauge("sw_http_inflight", "HTTP requests being handled",
-                [this] { return static_cast<double>(inflight_.load()); });
+    : impl_(std::make_shared<Impl>(config, workers, pool, router, metrics)) {
+  metrics.gauge("sw_http_inflight", "HTTP requests being handled", [impl = std::weak_ptr<Impl>(impl_)] {
+    auto alive = impl.lock();
+    return alive ? static_cast<double>(alive->inflight.load()) : 0.0;
+  });
 }
 
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() {
+  impl_->closeGate();
+  stopAccepting();
+}
+
+std::size_t HttpServer::inflight() const {
+  return impl_->inflight.load();
+}
 
 Result<int> HttpServer::start() {
   auto& ctx = impl_->workers.at(0);
   auto acceptor = runtime::listenTcp(ctx, impl_->config.http_bind, impl_->config.http_port, "http");
   if (!acceptor) return std::unexpected(acceptor.error());
   int port = (*acceptor)->local_endpoint().port();
-  impl_->acceptor = std::move(*acceptor);
-  asio::co_spawn(ctx, impl_->acceptLoop(), asio::detached);
+  impl_->accept_context = &ctx;
+  asio::co_spawn(ctx, impl_->acceptLoop(impl_, std::move(*acceptor)), asio::detached);
   return port;
 }
 
@@ -322,10 +345,10 @@ void HttpServer::setLiveHub(LiveHub* hub) {
 
 void HttpServer::stopAccepting() {
   impl_->accepting = false;
-  if (impl_->acceptor) {
-    asio::post(impl_->acceptor->get_executor(), [a = impl_->acceptor.get()] {
+  if (impl_->accept_context) {
+    asio::post(*impl_->accept_context, [impl = impl_] {
       boost::system::error_code ec;
-      a->close(ec);
+      if (impl->acceptor) impl->acceptor->close(ec);
     });
   }
 }

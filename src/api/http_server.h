@@ -31,12 +31,11 @@ class HttpServer {
   void stopAccepting();
   // Serves the live-data WebSocket with this hub (before start(); it must outlive the server).
   void setLiveHub(LiveHub* hub);
-  std::size_t inflight() const { return inflight_.load(); }
+  std::size_t inflight() const;
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::atomic<std::size_t> inflight_{0};
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace sw::api

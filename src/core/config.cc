@@ -72,6 +72,7 @@ Status applyEnvOverrides(Config& c) {
   if (auto s = envNumber("SW_WEBHOOKS_MAX_ATTEMPTS", c.webhooks_max_attempts); !s) return s;
   if (auto s = envNumber("SW_WEBHOOKS_CONCURRENCY", c.webhooks_concurrency); !s) return s;
   envString("SW_WEBHOOKS_CA_FILE", c.webhooks_ca_file);
+  if (auto s = envBool("SW_WEBHOOKS_ALLOW_PRIVATE", c.webhooks_allow_private); !s) return s;
   if (auto s = envNumber("SW_WS_MAX_CONNECTIONS", c.ws_max_connections); !s) return s;
   if (auto s = envNumber("SW_WS_MAX_MESSAGE_BYTES", c.ws_max_message_bytes); !s) return s;
   if (auto s = envNumber("SW_WS_MAX_QUEUE_BYTES", c.ws_max_queue_bytes); !s) return s;
@@ -132,6 +133,7 @@ Result<Config> loadConfig(const std::string& path) {
       readNode(root, "webhooks", "max_attempts", c.webhooks_max_attempts);
       readNode(root, "webhooks", "concurrency", c.webhooks_concurrency);
       readNode(root, "webhooks", "ca_file", c.webhooks_ca_file);
+      readNode(root, "webhooks", "allow_private", c.webhooks_allow_private);
       readNode(root, "ws", "max_connections", c.ws_max_connections);
       readNode(root, "ws", "max_message_bytes", c.ws_max_message_bytes);
       readNode(root, "ws", "max_queue_bytes", c.ws_max_queue_bytes);

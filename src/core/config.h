@@ -38,10 +38,11 @@ struct Config {
                                                // (scores below it count as 0) ...
   int analytics_score_heartbeat_s = 300;       // ... or this long (data time) after the last stored one
   // webhooks: outbound alarm notifications (docs/operations.md, "Webhooks")
-  int webhooks_timeout_ms = 5000;  // per attempt: resolve + connect + TLS + send + answer
-  int webhooks_max_attempts = 8;   // then the delivery is "failed"
-  int webhooks_concurrency = 2;    // sender threads; one attempt per webhook at a time
-  std::string webhooks_ca_file;    // extra trusted CAs (PEM) for https receivers
+  int webhooks_timeout_ms = 5000;       // per attempt: resolve + connect + TLS + send + answer
+  int webhooks_max_attempts = 8;        // then the delivery is "failed"
+  int webhooks_concurrency = 2;         // sender threads; one attempt per webhook at a time
+  std::string webhooks_ca_file;         // extra trusted CAs (PEM) for https receivers
+  bool webhooks_allow_private = false;  // receivers on loopback/private/link-local addresses
   // live data WebSocket GET /api/v1/ws (docs/websocket.md)
   std::size_t ws_max_connections = 10000;
   std::size_t ws_max_message_bytes = 64 * 1024;  // client message; larger: error resource_exhausted

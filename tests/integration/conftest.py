@@ -10,6 +10,7 @@ GENERAL_ENV = {
     "SW_DEVICE_MAX_MSGS_PER_S": "100000",
     "SW_DEVICE_BURST": "100000",
     "SW_ACCESS_TOKEN_TTL_S": "3600",
+    "SW_WEBHOOKS_ALLOW_PRIVATE": "true",  # the tests' webhook receivers listen on 127.0.0.1
 }
 
 

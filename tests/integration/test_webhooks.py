@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -494,3 +496,27 @@ def test_pending_delivery_is_sent_after_restart(make_server):
         assert got["attempts"] >= 2 and got["last_status_code"] == 200
     finally:
         rcv.close()
+
+
+def test_private_receivers_refused_by_default(make_server):
+    """Without webhooks.allow_private (the default), loopback/private/link-local URLs get 400, and a
+    name that resolves to such an address is refused when sending, without a connection."""
+    env = {k: v for k, v in GENERAL_ENV.items() if k != "SW_WEBHOOKS_ALLOW_PRIVATE"}
+    srv = make_server(env=env, name="webhooks-private")
+    t = TenantCtx(srv, srv.admin())
+    for url in ("http://127.0.0.1:9/hook", "http://localhost/x", "http://[::1]/", "http://10.1.2.3/",
+                "http://169.254.169.254/latest/meta-data", "http://[::ffff:192.168.1.1]/"):
+        r = t.admin.post(HOOKS, {"name": "n", "url": url})
+        assert_problem(r, 400, "invalid_argument", field="url")
+        assert "webhooks.allow_private" in r.json()["detail"], r.text
+    # This machine's own name resolves to a loopback or private address (Debian's /etc/hosts).
+    host = socket.gethostname()
+    addresses = {info[4][0] for info in socket.getaddrinfo(host, 9, proto=socket.IPPROTO_TCP)}
+    assert addresses and all(ipaddress.ip_address(a).is_private for a in addresses), addresses
+    w = create(t.admin, url=f"http://{host}:9/hook")  # a name is only resolved when sending
+    d = ping(t.admin, w["id"])
+    first = wait_until(lambda: (x := delivery(t.admin, w["id"], d["id"]))["attempts"] >= 1 and x,
+                       what="first attempt")
+    assert first["last_error"].startswith("refused: "), first
+    assert "webhooks.allow_private" in first["last_error"], first
+    assert t.admin.get(f"{HOOKS}/{w['id']}").json()["failing"] is True

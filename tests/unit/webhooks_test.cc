@@ -181,6 +181,64 @@ TEST_F(WebhookServiceTest, CreateGeneratesSecretAndValidates) {
   }
 }
 
+TEST(WebhookAddresses, PrivateLoopbackLinkLocalAndTheirIpv6FormsAreRecognised) {
+  for (const char* a : {"127.0.0.1",
+                        "127.255.0.9",
+                        "0.0.0.0",
+                        "0.1.2.3",
+                        "10.0.0.1",
+                        "172.16.0.1",
+                        "172.31.255.255",
+                        "192.168.1.5",
+                        "169.254.169.254",
+                        "100.64.0.1",
+                        "100.127.255.254",
+                        "224.0.0.1",
+                        "255.255.255.255",
+                        "::1",
+                        "::",
+                        "fe80::1",
+                        "fec0::1",
+                        "fc00::1",
+                        "fd12:3456::1",
+                        "ff02::1",
+                        "::ffff:127.0.0.1",
+                        "::ffff:10.1.2.3",
+                        "::ffff:169.254.169.254",
+                        "::127.0.0.1",
+                        "64:ff9b::a00:1",
+                        "64:ff9b::7f00:1"}) {
+    EXPECT_TRUE(isPrivateAddress(a)) << a;
+  }
+  for (const char* a : {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "100.63.255.255", "100.128.0.1",
+                        "169.253.0.1", "192.167.1.1", "11.0.0.1", "2001:db8::1", "2606:4700::1111", "::ffff:8.8.8.8",
+                        "64:ff9b::808:808", "example.com", "localhost", "", "not an address"}) {
+    EXPECT_FALSE(isPrivateAddress(a)) << a;
+  }
+}
+
+TEST_F(WebhookServiceTest, PrivateReceiversAreRefusedUnlessAllowed) {
+  // The fixture's service runs with the default allow_private = false.
+  for (const char* url :
+       {"http://127.0.0.1/", "http://10.0.0.7:8080/x", "https://169.254.169.254/latest", "http://[::1]:9/",
+        "http://[::ffff:192.168.0.1]/", "http://localhost:8080/", "http://api.localhost/"}) {
+    auto r = svc_->createWebhook(t1_, WebhookInput{"n", url, std::nullopt, Severity::kInfo, true});
+    ASSERT_FALSE(r) << url;
+    EXPECT_EQ(r.error().code, Code::kInvalidArgument) << url;
+    EXPECT_EQ(r.error().field, "url") << url;
+    EXPECT_NE(r.error().message.find("webhooks.allow_private"), std::string::npos) << r.error().message;
+  }
+  Webhook w = create(t1_);
+  auto moved =
+      svc_->updateWebhook(t1_, w.id, WebhookInput{"n", "http://192.168.1.1/", std::nullopt, Severity::kInfo, true});
+  ASSERT_FALSE(moved);
+  EXPECT_EQ(moved.error().field, "url");
+  // Public addresses and names (resolved only when sending) are accepted.
+  ASSERT_TRUE(svc_->createWebhook(t1_, WebhookInput{"n", "http://8.8.8.8/", std::nullopt, Severity::kInfo, true}));
+  ASSERT_TRUE(
+      svc_->createWebhook(t1_, WebhookInput{"n", "https://hooks.example.com/", std::nullopt, Severity::kInfo, true}));
+}
+
 TEST_F(WebhookServiceTest, CrudIsScopedByTenant) {
   Webhook w = create(t1_);
   EXPECT_TRUE(svc_->getWebhook(t1_, w.id));
@@ -595,6 +653,20 @@ TEST(WebhookHttpClient, TimeoutsAndRefusedConnectionsAreErrors) {
   auto response = WebhookService::httpPost(localRequest(port));
   EXPECT_EQ(response.status, 0);
   EXPECT_NE(response.error.find("connect"), std::string::npos) << response.error;
+}
+
+TEST(WebhookHttpClient, ResolvedPrivateAddressIsNotConnectedToUnlessAllowed) {
+  // A receiver reached by a name that resolves to loopback (as a rebinding name would after
+  // validation): refused without connecting, unless private receivers are allowed.
+  LocalServer server("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+  WebhookRequest r = localRequest(server.port(), 2000);
+  r.url.host = "localhost";
+  auto refused = WebhookService::httpPost(r, {}, false);
+  EXPECT_EQ(refused.status, 0);
+  EXPECT_TRUE(refused.error.starts_with("refused: ")) << refused.error;
+  EXPECT_NE(refused.error.find("webhooks.allow_private"), std::string::npos) << refused.error;
+  auto allowed = WebhookService::httpPost(r, {}, true);
+  EXPECT_EQ(allowed.status, 204) << allowed.error;
 }
 
 TEST(WebhookHttpClient, HttpsFailsVerificationAgainstAPlainServer) {

@@ -61,6 +61,7 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
     SW_UI_DIR: dist,
     SW_DEVICE_MAX_MSGS_PER_S: '100000',
     SW_DEVICE_BURST: '100000',
+    SW_WEBHOOKS_ALLOW_PRIVATE: 'true', // the tests' receivers listen on 127.0.0.1
     SW_LOG_LEVEL: 'info',
   });
 
