@@ -32,7 +32,11 @@ namespace {
 class SeriesRecorder {
  public:
   SeriesRecorder(BacktestSeries& out, const DetectorDef& def, std::int64_t from, std::int64_t to)
-      : out_(out), def_(def), from_(from), bucket_(std::max<std::int64_t>(1, (to - from) / kMaxPlotPoints + 1)) {}
+      : out_(out),
+        def_(def),
+        from_(from),
+        bucket_(std::max<std::int64_t>(1, (to - from) / kMaxPlotPoints + 1)),
+        edge_(EdgeTracker::forDefinition(def)) {}
 
   void add(std::int64_t ts, double value, const Verdict& v) {
     const std::int64_t b = (ts - from_) / bucket_;

@@ -484,7 +484,7 @@ struct Engine::Impl {
             instances.fetch_sub(1);
             continue;
           }
-          MultiInst m{def, std::move(*det), RowAligner(def->keys.size()), {}};
+          MultiInst m{def, std::move(*det), RowAligner(def->keys.size()), EdgeTracker::forDefinition(*def)};
           if (auto s = takeSaved(InstKind::kMulti, def->id, def->version, "")) {
             if (m.det->load(s->state)) m.edge.unpack(s->edge);
           }
@@ -505,7 +505,7 @@ struct Engine::Impl {
             instances.fetch_sub(1);
             continue;
           }
-          UniInst u{def, key, std::move(*det), {}};
+          UniInst u{def, key, std::move(*det), EdgeTracker::forDefinition(*def)};
           if (auto s = takeSaved(InstKind::kUni, def->id, def->version, key)) {
             if (u.det->load(s->state)) u.edge.unpack(s->edge);
           }

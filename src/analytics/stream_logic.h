@@ -2,6 +2,7 @@
 // The pieces of streaming logic that the live engine and the backtest share, so that a backtest
 // shows exactly what the engine would have done: alarm edges from scores, alignment of several
 // keys into rows (multivariate detectors, rules), device matching and alarm explanations.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -14,11 +15,18 @@
 namespace sw::analytics {
 
 // Turns a stream of scores into alarm edges. An alarm opens when the score reaches the threshold
-// and clears after kClearAfter consecutive points below it (so that one noisy episode is one
-// alarm, with a count of its repeats, not a flapping series of alarms).
+// and clears after clear_after consecutive points below it (the detector's "clear_after"
+// parameter, default 5), so that one noisy episode is one alarm with a count of its repeats, not
+// a flapping series of alarms.
 class EdgeTracker {
  public:
-  static constexpr int kClearAfter = 5;
+  static constexpr int kDefaultClearAfter = 5;
+  explicit EdgeTracker(int clear_after = kDefaultClearAfter) : clear_after_(std::max(1, clear_after)) {}
+  // The definition's clear_after (params come resolved; the default for older definitions).
+  static EdgeTracker forDefinition(const DetectorDef& def) {
+    auto it = def.params.find(kClearAfterParam);
+    return EdgeTracker(it == def.params.end() ? kDefaultClearAfter : static_cast<int>(it->second));
+  }
   enum class Edge { kNone, kRaise, kRepeat, kClear };
   Edge update(double score, double threshold) {
     if (score >= threshold) {
@@ -31,7 +39,7 @@ class EdgeTracker {
       below_ = 0;
       return repeat ? Edge::kRepeat : Edge::kNone;
     }
-    if (open_ && ++below_ >= kClearAfter) {
+    if (open_ && ++below_ >= clear_after_) {
       open_ = false;
       below_ = 0;
       return Edge::kClear;
@@ -43,10 +51,11 @@ class EdgeTracker {
   std::uint32_t packed() const { return (open_ ? 1u : 0u) | (static_cast<std::uint32_t>(below_) << 1); }
   void unpack(std::uint32_t v) {
     open_ = (v & 1u) != 0;
-    below_ = static_cast<int>((v >> 1) & 0xff);
+    below_ = static_cast<int>((v >> 1) & 0xffff);
   }
 
  private:
+  int clear_after_;
   bool open_ = false;
   int below_ = 0;
 };

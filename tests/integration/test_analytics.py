@@ -81,6 +81,8 @@ def test_kinds_list_every_detector_with_defaults(tenant):
         assert 0 < k["default_threshold"] <= 1
         for p in k["params"]:
             assert p["min"] <= p["default"] <= p["max"], p
+        clear_after = [p for p in k["params"] if p["name"] == "clear_after"]
+        assert clear_after and clear_after[0]["default"] == 5 and clear_after[0]["integer"] is True, k
     assert kinds["multivariate"]["multivariate"] is True
 
 
@@ -320,6 +322,17 @@ def test_backtest_has_no_side_effects(server, new_tenant):
         "from": t0, "to": t0 + 400 * 60000, "device_id": dev["id"]})
     assert r.status_code == 200, r.text
     assert len(r.json()["series"][0]["alarms"]) == 1
+    # clear_after: the alarm ends after that many points below the threshold (default 5).
+    assert s["alarms"][0]["end_ms"] == t0 + 255 * 60000, s["alarms"][0]
+    r = t.viewer.post("/api/v1/detectors/backtest", {
+        "detector": {"name": "preview", "kind": "zscore", "keys": ["temperature"], "params": {"clear_after": 20}},
+        "from": t0, "to": t0 + 400 * 60000, "device_id": dev["id"]})
+    assert r.status_code == 200, r.text
+    (late,) = r.json()["series"][0]["alarms"]
+    assert late["start_ms"] == t0 + 250 * 60000 and late["end_ms"] == t0 + 270 * 60000, late
+    assert_problem(t.viewer.post("/api/v1/detectors/backtest", {
+        "detector": {"name": "p", "kind": "zscore", "keys": ["a"], "params": {"clear_after": 0}},
+        "from": t0, "to": t0 + 60000, "device_id": dev["id"]}), 400, "invalid_argument", "detector.params.clear_after")
     assert_problem(t.viewer.post("/api/v1/detectors/backtest", {"detector": {"name": "p", "kind": "x", "keys": ["a"]}}),
                    400, "invalid_argument", "detector.kind")
     assert_problem(t.viewer.post(f"/api/v1/detectors/{det['id']}/backtest", {"from": 10, "to": 5}), 400)

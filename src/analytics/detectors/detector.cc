@@ -55,6 +55,11 @@ const std::vector<KindInfo>& kindInfos() {
     std::vector<KindInfo> v = {detail::zscoreInfo(),  detail::ewmaInfo(),        detail::holtWintersInfo(),
                                detail::cusumInfo(),   detail::spikeInfo(),       detail::flatlineInfo(),
                                detail::missingInfo(), detail::multivariateInfo()};
+    for (KindInfo& info : v) {
+      info.params.push_back({kClearAfterParam, 5, 1, 1000, true,
+                             "Points in a row below the threshold before an open alarm clears itself. Higher: "
+                             "fewer alarms for one flickering episode; lower: alarms end sooner."});
+    }
     return v;
   }();
   return infos;

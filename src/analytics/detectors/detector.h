@@ -38,6 +38,9 @@ Result<DetectorKind> parseKind(std::string_view name);  // invalid_argument with
 // Parameters are named numbers. Every kind has defaults (see defaultParams) so a user only picks
 // a kind; unknown names or out-of-range values are invalid_argument with field "params.<name>".
 using Params = std::map<std::string, double, std::less<>>;
+// Taken by every kind: consecutive points below the threshold before an open alarm clears
+// (1..1000, default 5). Read by the alarm logic (EdgeTracker), not by the detectors.
+inline constexpr std::string_view kClearAfterParam = "clear_after";
 Params defaultParams(DetectorKind kind);
 // Returns the defaults overlaid with `given`, validated.
 Result<Params> resolveParams(DetectorKind kind, const Params& given);

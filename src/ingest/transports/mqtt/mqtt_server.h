@@ -5,6 +5,9 @@
 // acknowledgements wait for durable storage.
 //
 // Thread-safety: start/stopAccepting/disconnectAll are called by the owner (app) thread.
+// Lifetime: connections and the accept loop refer to the server's state, so stop the IoWorkers
+// (IoWorkers::stop) before destroying the server, as app.cc does; the HTTP server, by contrast,
+// shares its state with its coroutines and may also be destroyed while the workers run.
 #include <functional>
 #include <memory>
 #include <string_view>
