@@ -216,19 +216,23 @@ def test_token_expiry_and_refresh(make_server, sockets):
     t = tenant_on(srv)
     w = sockets(srv, t.viewer.token)
     first = w.expect("auth_ok")["expires_at"]
-    time.sleep(1.5)
+    # Tokens expire on whole seconds (JWT exp = issue second + 6): logging in again 3.1 s after the
+    # first token's issue second makes the fresh one outlive it by at least 3 s, whatever the load
+    # (a fixed 1.5 s sleep left 0..1 s when the logins were fast, and the check below raced it).
+    while now_ms() < first - 6000 + 3100:
+        time.sleep(0.05)
     fresh = srv.login(t.viewer_user["username"], PASSWORD)["access_token"]
     w.send({"type": "auth", "token": fresh})
     second = w.expect("auth_ok")["expires_at"]
-    assert second > first
+    assert second >= first + 3000, (first, second)
     # A refresh with another user's token is refused; the connection stays.
     other = srv.login(t.admin_user["username"], PASSWORD)["access_token"]
     w.send({"type": "auth", "token": other})
     assert w.expect("error")["code"] == "permission_denied"
-    while now_ms() < first + 1200:
-        time.sleep(0.1)
-    w.alive()  # the first token expired, the refreshed one holds
-    assert w.expect("error", timeout=6)["code"] == "unauthenticated"
+    while now_ms() < first + 700:
+        time.sleep(0.05)
+    w.alive()  # the first token expired, the refreshed one holds (2.3 s left at least)
+    assert w.expect("error", timeout=(second - now_ms()) / 1000 + 5)["code"] == "unauthenticated"
     assert w.wait_closed() == CLOSE_UNAUTHENTICATED
 
 
