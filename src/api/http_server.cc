@@ -56,7 +56,7 @@ http::response<http::string_body> toBeast(Response&& r, unsigned version, bool k
 // so a coroutine resumed after ~HttpServer, e.g. the accept loop woken by the acceptor's close
 // while the workers still run, finds its state alive. What it points to (config, router, pool,
 // workers) belongs to the caller and must outlive the workers' io_contexts.
-struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+struct HttpServer::Impl {
   const Config& config;
   runtime::IoWorkers& workers;
   runtime::BlockingPool& pool;
