@@ -38,6 +38,7 @@ QUERY_REPEATS = env_int("BENCH_QUERY_REPEATS", 20)
 RAW_REPEATS = env_int("BENCH_RAW_REPEATS", 5)
 INGEST_MAX_S = env_float("BENCH_INGEST_MAX_S", 900)
 SETTLE_MAX_S = env_float("BENCH_SETTLE_MAX_S", 120)
+ANALYTICS_ROUNDS = env_int("BENCH_ANALYTICS_ROUNDS", 3)  # interleaved rounds of none/typical/all
 ONLY = os.environ.get("BENCH_ONLY", "both")  # both | sensoworks | influx (for debugging the script)
 BUILD = os.environ.get("BENCH_BUILD_DIR", os.path.join(ROOT, "build"))
 SW_BIN = os.environ.get("BENCH_SW_BIN", os.path.join(BUILD, "sensoworks"))
@@ -109,6 +110,13 @@ def vm_hwm_bytes(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_ms(fn, repeats):
@@ -211,12 +219,13 @@ def wait_settled(name, size_fn, extra_ok=lambda: True):
 
 # ---------------------------------------------------------------- Sensoworks
 
-def bench_sensoworks(analytics=None):
-    """Ingest, queries, disk and memory of Sensoworks. With `analytics` only the ingest is measured,
-    with definitions on every device: "typical" = a z-score detector on k0 and a rule over k1 (2 of
-    the 10 keys analysed); "all" = a z-score detector on all 10 keys and the rule (every point)."""
+def bench_sensoworks(analytics=None, round_no=0):
+    """Ingest, queries, disk and memory of Sensoworks. With `analytics` only the ingest is measured
+    (with the server's CPU seconds during it), with definitions on every device: "none" = no
+    definitions (the comparison point), "typical" = a z-score detector on k0 and a rule over k1
+    (2 of the 10 keys analysed); "all" = a z-score detector on all 10 keys and the rule (every point)."""
     res = {}
-    data_dir = os.path.join(TMP, f"sw-analytics-{analytics}-data" if analytics else "sw-data")
+    data_dir = os.path.join(TMP, f"sw-analytics-{analytics}-{round_no}-data" if analytics else "sw-data")
     os.makedirs(data_dir)
     port, mqtt_port = free_port(), free_port()
     env = dict(os.environ)
@@ -231,7 +240,7 @@ def bench_sensoworks(analytics=None):
                                         timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         res["version"] = None
-    name = f"sensoworks-analytics-{analytics}" if analytics else "sensoworks"
+    name = f"sensoworks-analytics-{analytics}-{round_no}" if analytics else "sensoworks"
     srv = Server(name, [SW_BIN, "serve"], env, os.path.join(TMP, name + ".log"))
     try:
         wait_http(srv, base + "/readyz", {200})
@@ -263,7 +272,7 @@ def bench_sensoworks(analytics=None):
         with open(tokens_file, "w") as f:
             f.write("\n".join(tokens) + "\n")
         log(f"created tenant, tenant admin and {DEVICES} devices")
-        if analytics:
+        if analytics and analytics != "none":
             r = s.post(base + "/api/v1/detectors", headers=auth, timeout=30,
                        json={"name": "bench z-score", "kind": "zscore",
                              "keys": [f"k{i}" for i in range(KEYS)] if analytics == "all" else ["k0"],
@@ -273,7 +282,9 @@ def bench_sensoworks(analytics=None):
                        json={"name": "bench rule", "condition": "k1 > 1000000", "device_filter": {"type": "bench"}})
             r.raise_for_status()
 
+        cpu0 = cpu_seconds(srv.proc.pid)
         res["ingest"] = run_loadgen("sensoworks", port, ["--tokens", tokens_file])
+        res["ingest_cpu_s"] = cpu_seconds(srv.proc.pid) - cpu0
         if analytics:
             # Every point reached the engine (the queues apply backpressure; nothing is dropped).
             text = s.get(base + "/metrics", timeout=10).text
@@ -582,14 +593,17 @@ def main():
         except Exception as e:  # report what we have, and fail at the end
             failures.append(f"sensoworks: {e}")
             log(f"sensoworks FAILED: {e}")
+    # Analytics cost: interleaved rounds of (none, typical, all) on fresh servers, so that drifts of
+    # this shared machine hit every mode alike; medians are compared. Single runs vary by +-20 %.
     swa = {}
     if ONLY in ("both", "sensoworks") and os.environ.get("BENCH_ANALYTICS", "1") != "0":
-        for mode in ("typical", "all"):
-            try:
-                swa[mode] = bench_sensoworks(analytics=mode)
-            except Exception as e:
-                failures.append(f"sensoworks with analytics ({mode}): {e}")
-                log(f"sensoworks with analytics ({mode}) FAILED: {e}")
+        for round_no in range(max(1, ANALYTICS_ROUNDS)):
+            for mode in ("none", "typical", "all"):
+                try:
+                    swa.setdefault(mode, []).append(bench_sensoworks(analytics=mode, round_no=round_no))
+                except Exception as e:
+                    failures.append(f"sensoworks with analytics ({mode}, round {round_no}): {e}")
+                    log(f"sensoworks with analytics ({mode}, round {round_no}) FAILED: {e}")
     if ONLY in ("both", "influx"):
         try:
             ix = bench_influx()
@@ -599,26 +613,44 @@ def main():
     results["sensoworks"], results["influxdb"] = sw, ix
     results["sensoworks_analytics"] = swa
     results["analytics_ingest"] = {}
-    for mode, r in swa.items():
-        base_rate = (sw or {}).get("ingest", {}).get("points_per_s")
-        with_rate = r.get("ingest", {}).get("points_per_s")
+
+    def med(runs, fn):
+        vals = [v for v in (fn(r) for r in runs) if v]
+        return statistics.median(vals) if vals else None
+
+    rate = lambda r: r.get("ingest", {}).get("points_per_s")  # noqa: E731
+    cpu_ns = lambda r: (r["ingest_cpu_s"] * 1e9 / r["ingest"]["points"]  # noqa: E731
+                        if r.get("ingest_cpu_s") and r.get("ingest", {}).get("points") else None)
+    base_rate, base_cpu = med(swa.get("none", []), rate), med(swa.get("none", []), cpu_ns)
+    for mode in ("typical", "all"):
+        runs = swa.get(mode, [])
+        with_rate, with_cpu = med(runs, rate), med(runs, cpu_ns)
         if not (base_rate and with_rate):
             continue
         drop = 1 - with_rate / base_rate
         expected = DEVICES * TOTAL_S * (KEYS if mode == "all" else 2)
         results["analytics_ingest"][mode] = {
-            "without_points_per_s": base_rate, "with_points_per_s": with_rate, "drop": drop,
-            "analytics_points": r.get("analytics_points"), "expected_analytics_points": expected,
-            "queue_waits": r.get("analytics_queue_waits"), "scores_written": r.get("analytics_scores_written"),
-            "alarms_raised": r.get("analytics_alarms_raised")}
-        log(f"ingest with analytics ({mode}): {with_rate:,.0f} vs {base_rate:,.0f} points/s without "
-            f"({drop:+.1%} drop), {r.get('analytics_alarms_raised')} alarms, "
-            f"{r.get('analytics_scores_written')} scores written")
+            "rounds": len(runs), "without_points_per_s": base_rate, "with_points_per_s": with_rate,
+            "drop": drop, "rates_without": [rate(r) for r in swa.get("none", [])],
+            "rates_with": [rate(r) for r in runs],
+            "cpu_ns_per_point_without": base_cpu, "cpu_ns_per_point_with": with_cpu,
+            "cpu_increase": (with_cpu / base_cpu - 1) if (base_cpu and with_cpu) else None,
+            "analytics_points": [r.get("analytics_points") for r in runs], "expected_analytics_points": expected,
+            "queue_waits": [r.get("analytics_queue_waits") for r in runs],
+            "scores_written": [r.get("analytics_scores_written") for r in runs],
+            "alarms_raised": [r.get("analytics_alarms_raised") for r in runs]}
+        cpu_text = (f", server CPU {with_cpu:.0f} vs {base_cpu:.0f} ns/point ({with_cpu / base_cpu - 1:+.1%})"
+                    if base_cpu and with_cpu else "")
+        log(f"ingest with analytics ({mode}, median of {len(runs)} rounds): {with_rate:,.0f} vs {base_rate:,.0f} "
+            f"points/s without ({drop:+.1%} drop){cpu_text}; rates {[round(rate(r)) for r in runs]} vs "
+            f"{[round(rate(r)) for r in swa.get('none', [])]}; alarms {[r.get('analytics_alarms_raised') for r in runs]}, "
+            f"scores written {[r.get('analytics_scores_written') for r in runs]}")
         # The target (< 10 % drop) applies to the typical set-up; "all" is reported.
         if mode == "typical" and drop >= 0.10:
             failures.append(f"analytics ({mode}) costs {drop:.1%} of ingest throughput (target < 10 %)")
-        if r.get("analytics_points") != expected:
-            failures.append(f"analytics ({mode}) saw {r.get('analytics_points')} points, expected {expected}")
+        for r in runs:
+            if r.get("analytics_points") != expected:
+                failures.append(f"analytics ({mode}) saw {r.get('analytics_points')} points, expected {expected}")
     for name, r in (("sensoworks", sw), ("influxdb", ix)):
         if not r:
             continue

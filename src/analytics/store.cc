@@ -269,10 +269,12 @@ Result<std::unique_ptr<AnalyticsStore>> AnalyticsStore::open(const std::string& 
   auto db = sqlite::openDatabase(path, sync_full, kMigrations, "analytics");
   if (!db) return std::unexpected(db.error());
   store->db_ = *db;
+  store->stmts_ = std::make_unique<sqlite::StmtCache>();
   return store;
 }
 
 AnalyticsStore::~AnalyticsStore() {
+  if (stmts_) stmts_->clear();  // finalized before the connection closes
   if (db_) sqlite3_close_v2(db_);
 }
 
@@ -415,7 +417,8 @@ Result<std::vector<TenantId>> AnalyticsStore::tenantsWithDefinitions() {
 // ---- alarms ----
 
 Result<Alarm> AnalyticsStore::getAlarmLocked(const TenantId& tenant, const std::string& id) {
-  Stmt s(db_, fmt::format("SELECT {} FROM alarms WHERE tenant_id = ? AND id = ?", kAlarmCols).c_str());
+  static const std::string sql = fmt::format("SELECT {} FROM alarms WHERE tenant_id = ? AND id = ?", kAlarmCols);
+  Stmt s(*stmts_, db_, sql);
   s.bind(1, tenant.str()).bind(2, id);
   if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "alarm not found");
   return readAlarm(s);
@@ -428,13 +431,13 @@ Result<Alarm> AnalyticsStore::getAlarm(const TenantId& tenant, const std::string
 
 Result<AnalyticsStore::Raised> AnalyticsStore::raise(const TenantId& tenant, const AlarmEvent& e) {
   std::lock_guard lock(mutex_);
-  Transaction tx(db_);
+  Transaction tx(db_, stmts_.get());
   if (!tx.began()) return std::unexpected(dbError(db_, "raise alarm"));
   Raised out;
   std::string id;
   {
     // A repeat of an open alarm: one more occurrence; the severity only rises.
-    Stmt s(db_,
+    Stmt s(*stmts_, db_,
            "UPDATE alarms SET count = count + 1, last_ms = MAX(last_ms, ?), message = ?, observed = ?, "
            "expected_lo = ?, expected_hi = ?, score = ?, device_name = ?, source_name = ?, "
            "severity = CASE WHEN ? < (CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 WHEN 'minor' THEN 2 "
@@ -454,7 +457,7 @@ Result<AnalyticsStore::Raised> AnalyticsStore::raise(const TenantId& tenant, con
   if (id.empty()) {
     id = newUuid();
     out.created = true;
-    Stmt s(db_,
+    Stmt s(*stmts_, db_,
            "INSERT INTO alarms(id, tenant_id, source_type, source_id, source_name, device_id, device_name, key, "
            "severity, status, acknowledged, count, start_ms, last_ms, message, observed, expected_lo, expected_hi, "
            "score) VALUES (?,?,?,?,?,?,?,?,?,'active',0,1,?,?,?,?,?,?,?)");
@@ -478,7 +481,7 @@ Result<std::optional<Alarm>> AnalyticsStore::clearOpen(const TenantId& tenant, c
                                                        const std::string& device_id, const std::string& key,
                                                        std::int64_t ts, const std::string& by) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_,
+  Stmt s(*stmts_, db_,
          "UPDATE alarms SET status = 'cleared', end_ms = MAX(?, start_ms), cleared_by = ?, cleared_ms = ? "
          "WHERE tenant_id = ? AND source_id = ? AND device_id = ? AND key = ? AND status != 'cleared' RETURNING id");
   s.bind(1, ts).bind(2, by).bind(3, nowMs()).bind(4, tenant.str()).bind(5, source_id).bind(6, device_id).bind(7, key);

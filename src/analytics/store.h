@@ -19,6 +19,9 @@
 #include "core/status.h"
 
 struct sqlite3;
+namespace sw::sqlite {
+class StmtCache;
+}  // namespace sw::sqlite
 
 namespace sw::analytics {
 
@@ -160,6 +163,7 @@ class AnalyticsStore {
 
   std::mutex mutex_;
   sqlite3* db_ = nullptr;
+  std::unique_ptr<sqlite::StmtCache> stmts_;  // the alarm hot path's statements (under mutex_)
 };
 
 }  // namespace sw::analytics

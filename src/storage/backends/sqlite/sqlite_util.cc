@@ -26,6 +26,35 @@ Status exec(sqlite3* db, const char* sql) {
   return ok();
 }
 
+sqlite3_stmt* StmtCache::get(sqlite3* db, std::string_view sql, int& rc) {
+  if (auto it = stmts_.find(std::string(sql)); it != stmts_.end()) {
+    rc = SQLITE_OK;
+    return it->second;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return nullptr;
+  }
+  stmts_.emplace(std::string(sql), stmt);
+  return stmt;
+}
+
+void StmtCache::clear() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  stmts_.clear();
+}
+
+Status Transaction::run(const char* sql) {
+  if (!cache_) return exec(db_, sql);
+  Stmt s(*cache_, db_, sql);
+  if (s.step() != SQLITE_DONE) {
+    return fail(Code::kInternal, fmt::format("database exec failed: {}", sqlite3_errmsg(db_)));
+  }
+  return ok();
+}
+
 namespace {
 
 Status migrate(sqlite3* db, std::span<const char* const> migrations, const char* what) {

@@ -7,16 +7,44 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "core/status.h"
 
 namespace sw::sqlite {
 
+// Prepared statements kept for reuse on hot paths, keyed by their SQL text (preparing costs more
+// than running a short statement). Not thread-safe: use it under the lock that guards its
+// connection, and clear() it before closing the connection.
+class StmtCache {
+ public:
+  StmtCache() = default;
+  ~StmtCache() { clear(); }
+  StmtCache(const StmtCache&) = delete;
+  StmtCache& operator=(const StmtCache&) = delete;
+  // The statement for sql, prepared on first use; nullptr (rc says why) when it does not prepare.
+  sqlite3_stmt* get(sqlite3* db, std::string_view sql, int& rc);
+  void clear();
+
+ private:
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+};
+
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  // A cached statement: reset and its bindings cleared when this Stmt ends, not finalized.
+  Stmt(StmtCache& cache, sqlite3* db, std::string_view sql) : cached_(true) { stmt_ = cache.get(db, sql, rc_); }
+  ~Stmt() {
+    if (!cached_) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK; }
@@ -53,28 +81,34 @@ class Stmt {
  private:
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
+  bool cached_ = false;
 };
 
 // Unique/primary-key violations -> already_exists, foreign keys -> not_found, else internal.
 Error dbError(sqlite3* db, const char* what);
 Status exec(sqlite3* db, const char* sql);
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded.
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless commit() succeeded. With a cache, the three
+// statements are prepared once.
 class Transaction {
  public:
-  explicit Transaction(sqlite3* db) : db_(db) { began_ = static_cast<bool>(exec(db_, "BEGIN IMMEDIATE")); }
+  explicit Transaction(sqlite3* db, StmtCache* cache = nullptr) : db_(db), cache_(cache) {
+    began_ = static_cast<bool>(run("BEGIN IMMEDIATE"));
+  }
   ~Transaction() {
-    if (began_ && !done_) (void)exec(db_, "ROLLBACK");
+    if (began_ && !done_) (void)run("ROLLBACK");
   }
   bool began() const { return began_; }
   Status commit() {
-    auto st = exec(db_, "COMMIT");
+    auto st = run("COMMIT");
     done_ = static_cast<bool>(st);
     return st;
   }
 
  private:
+  Status run(const char* sql);
   sqlite3* db_;
+  StmtCache* cache_;
   bool began_ = false;
   bool done_ = false;
 };
