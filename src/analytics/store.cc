@@ -209,6 +209,28 @@ constexpr const char* kAlarmCols =
     "acknowledged, count, start_ms, last_ms, end_ms, message, observed, expected_lo, expected_hi, score, acked_by, "
     "acked_ms, cleared_by, cleared_ms";
 
+// A definition (detector or rule) by id, and all of a tenant's by name: the same queries over
+// either table. Callers hold the store's mutex.
+template <class Def>
+Result<Def> selectDefinition(sqlite3* db, const char* table, const char* cols, const char* noun,
+                             Def (*read)(const Stmt&), const TenantId& tenant, const std::string& id) {
+  Stmt s(db, fmt::format("SELECT {} FROM {} WHERE tenant_id = ? AND id = ?", cols, table).c_str());
+  s.bind(1, tenant.str()).bind(2, id);
+  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, fmt::format("{} not found", noun));
+  return read(s);
+}
+
+template <class Def>
+Result<std::vector<Def>> selectDefinitions(sqlite3* db, const char* table, const char* cols, Def (*read)(const Stmt&),
+                                           const TenantId& tenant) {
+  Stmt s(db, fmt::format("SELECT {} FROM {} WHERE tenant_id = ? ORDER BY name, id", cols, table).c_str());
+  s.bind(1, tenant.str());
+  std::vector<Def> out;
+  while (s.step() == SQLITE_ROW) out.push_back(read(s));
+  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db, fmt::format("list {}", table).c_str()));
+  return out;
+}
+
 double optDouble(const Stmt& s, int col) {
   return s.isNull(col) ? std::numeric_limits<double>::quiet_NaN() : s.dbl(col);
 }
@@ -299,10 +321,7 @@ Result<DetectorDef> AnalyticsStore::createDetector(const TenantId& tenant, Detec
 
 Result<DetectorDef> AnalyticsStore::getDetector(const TenantId& tenant, const std::string& id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, fmt::format("SELECT {} FROM detectors WHERE tenant_id = ? AND id = ?", kDetectorCols).c_str());
-  s.bind(1, tenant.str()).bind(2, id);
-  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "detector not found");
-  return readDetector(s);
+  return selectDefinition(db_, "detectors", kDetectorCols, "detector", readDetector, tenant, id);
 }
 
 Result<DetectorDef> AnalyticsStore::updateDetector(const TenantId& tenant, DetectorDef d) {
@@ -339,12 +358,7 @@ Status AnalyticsStore::deleteDetector(const TenantId& tenant, const std::string&
 
 Result<std::vector<DetectorDef>> AnalyticsStore::listDetectors(const TenantId& tenant) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, fmt::format("SELECT {} FROM detectors WHERE tenant_id = ? ORDER BY name, id", kDetectorCols).c_str());
-  s.bind(1, tenant.str());
-  std::vector<DetectorDef> out;
-  while (s.step() == SQLITE_ROW) out.push_back(readDetector(s));
-  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list detectors"));
-  return out;
+  return selectDefinitions(db_, "detectors", kDetectorCols, readDetector, tenant);
 }
 
 // ---- rules ----
@@ -367,10 +381,7 @@ Result<RuleDef> AnalyticsStore::createRule(const TenantId& tenant, RuleDef r) {
 
 Result<RuleDef> AnalyticsStore::getRule(const TenantId& tenant, const std::string& id) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, fmt::format("SELECT {} FROM rules WHERE tenant_id = ? AND id = ?", kRuleCols).c_str());
-  s.bind(1, tenant.str()).bind(2, id);
-  if (s.step() != SQLITE_ROW) return fail(Code::kNotFound, "rule not found");
-  return readRule(s);
+  return selectDefinition(db_, "rules", kRuleCols, "rule", readRule, tenant, id);
 }
 
 Result<RuleDef> AnalyticsStore::updateRule(const TenantId& tenant, RuleDef r) {
@@ -397,12 +408,7 @@ Status AnalyticsStore::deleteRule(const TenantId& tenant, const std::string& id)
 
 Result<std::vector<RuleDef>> AnalyticsStore::listRules(const TenantId& tenant) {
   std::lock_guard lock(mutex_);
-  Stmt s(db_, fmt::format("SELECT {} FROM rules WHERE tenant_id = ? ORDER BY name, id", kRuleCols).c_str());
-  s.bind(1, tenant.str());
-  std::vector<RuleDef> out;
-  while (s.step() == SQLITE_ROW) out.push_back(readRule(s));
-  if (s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "list rules"));
-  return out;
+  return selectDefinitions(db_, "rules", kRuleCols, readRule, tenant);
 }
 
 Result<std::vector<TenantId>> AnalyticsStore::tenantsWithDefinitions() {
