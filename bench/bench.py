@@ -38,7 +38,7 @@ QUERY_REPEATS = env_int("BENCH_QUERY_REPEATS", 20)
 RAW_REPEATS = env_int("BENCH_RAW_REPEATS", 5)
 INGEST_MAX_S = env_float("BENCH_INGEST_MAX_S", 900)
 SETTLE_MAX_S = env_float("BENCH_SETTLE_MAX_S", 120)
-ANALYTICS_ROUNDS = env_int("BENCH_ANALYTICS_ROUNDS", 3)  # interleaved rounds of none/typical/all
+ANALYTICS_ROUNDS = env_int("BENCH_ANALYTICS_ROUNDS", 5)  # interleaved rounds of none/typical/all
 ONLY = os.environ.get("BENCH_ONLY", "both")  # both | sensoworks | influx (for debugging the script)
 BUILD = os.environ.get("BENCH_BUILD_DIR", os.path.join(ROOT, "build"))
 SW_BIN = os.environ.get("BENCH_SW_BIN", os.path.join(BUILD, "sensoworks"))
@@ -117,6 +117,22 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid, prefix):
+    """User + system CPU time so far of the process's threads whose name starts with prefix."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith(prefix):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def median_ms(fn, repeats):
@@ -283,8 +299,11 @@ def bench_sensoworks(analytics=None, round_no=0):
             r.raise_for_status()
 
         cpu0 = cpu_seconds(srv.proc.pid)
+        engine0 = thread_cpu_seconds(srv.proc.pid, "sw-analytics")
         res["ingest"] = run_loadgen("sensoworks", port, ["--tokens", tokens_file])
         res["ingest_cpu_s"] = cpu_seconds(srv.proc.pid) - cpu0
+        # The analytics engine's own threads: a steadier figure than the whole server's CPU.
+        res["engine_cpu_s"] = thread_cpu_seconds(srv.proc.pid, "sw-analytics") - engine0
         if analytics:
             # Every point reached the engine (the queues apply backpressure; nothing is dropped).
             text = s.get(base + "/metrics", timeout=10).text
@@ -621,6 +640,8 @@ def main():
     rate = lambda r: r.get("ingest", {}).get("points_per_s")  # noqa: E731
     cpu_ns = lambda r: (r["ingest_cpu_s"] * 1e9 / r["ingest"]["points"]  # noqa: E731
                         if r.get("ingest_cpu_s") and r.get("ingest", {}).get("points") else None)
+    engine_share = lambda r: (r["engine_cpu_s"] / r["ingest_cpu_s"]  # noqa: E731
+                              if r.get("engine_cpu_s") and r.get("ingest_cpu_s") else None)
     base_rate, base_cpu = med(swa.get("none", []), rate), med(swa.get("none", []), cpu_ns)
     for mode in ("typical", "all"):
         runs = swa.get(mode, [])
@@ -635,12 +656,19 @@ def main():
             "rates_with": [rate(r) for r in runs],
             "cpu_ns_per_point_without": base_cpu, "cpu_ns_per_point_with": with_cpu,
             "cpu_increase": (with_cpu / base_cpu - 1) if (base_cpu and with_cpu) else None,
+            "engine_cpu_share": med(runs, engine_share),
+            "engine_cpu_ns_per_analysed_point": med(runs, lambda r: (r["engine_cpu_s"] * 1e9 / expected
+                                                                     if r.get("engine_cpu_s") else None)),
             "analytics_points": [r.get("analytics_points") for r in runs], "expected_analytics_points": expected,
             "queue_waits": [r.get("analytics_queue_waits") for r in runs],
             "scores_written": [r.get("analytics_scores_written") for r in runs],
             "alarms_raised": [r.get("analytics_alarms_raised") for r in runs]}
         cpu_text = (f", server CPU {with_cpu:.0f} vs {base_cpu:.0f} ns/point ({with_cpu / base_cpu - 1:+.1%})"
                     if base_cpu and with_cpu else "")
+        share = results["analytics_ingest"][mode]["engine_cpu_share"]
+        if share:
+            cpu_text += (f", engine threads {share:.1%} of the server's CPU "
+                         f"({results['analytics_ingest'][mode]['engine_cpu_ns_per_analysed_point']:.0f} ns per analysed point)")
         log(f"ingest with analytics ({mode}, median of {len(runs)} rounds): {with_rate:,.0f} vs {base_rate:,.0f} "
             f"points/s without ({drop:+.1%} drop){cpu_text}; rates {[round(rate(r)) for r in runs]} vs "
             f"{[round(rate(r)) for r in swa.get('none', [])]}; alarms {[r.get('analytics_alarms_raised') for r in runs]}, "

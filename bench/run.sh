@@ -13,7 +13,7 @@
 #
 # Environment:
 #   BENCH_DEVICES (100)  BENCH_HOURS (6)  BENCH_CONNECTIONS (16)   data set and ingest parallelism
-#   BENCH_ANALYTICS (1; 0 skips)  BENCH_ANALYTICS_ROUNDS (3)          ingest with analytics: interleaved rounds
+#   BENCH_ANALYTICS (1; 0 skips)  BENCH_ANALYTICS_ROUNDS (5)          ingest with analytics: interleaved rounds
 #   BENCH_QUERY_REPEATS (20)  BENCH_RAW_REPEATS (5)                 repetitions (median reported)
 #   BENCH_INGEST_MAX_S (900)  BENCH_SETTLE_MAX_S (120)              per-phase bounds
 #   BENCH_TIMEOUT_S (3000)  BENCH_MQTT_TIMEOUT_S (900)              bounds for each part

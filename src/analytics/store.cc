@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "storage/backends/sqlite/sqlite_util.h"
@@ -435,12 +436,9 @@ Result<Alarm> AnalyticsStore::getAlarm(const TenantId& tenant, const std::string
   return getAlarmLocked(tenant, id);
 }
 
-Result<AnalyticsStore::Raised> AnalyticsStore::raise(const TenantId& tenant, const AlarmEvent& e) {
-  std::lock_guard lock(mutex_);
-  Transaction tx(db_, stmts_.get());
-  if (!tx.began()) return std::unexpected(dbError(db_, "raise alarm"));
-  Raised out;
-  std::string id;
+Status AnalyticsStore::raiseLocked(const TenantId& tenant, const AlarmEvent& e, std::string& id, bool& created) {
+  id.clear();
+  created = false;
   {
     // A repeat of an open alarm: one more occurrence; the severity only rises.
     Stmt s(*stmts_, db_,
@@ -460,44 +458,78 @@ Result<AnalyticsStore::Raised> AnalyticsStore::raise(const TenantId& tenant, con
     if (s.step() == SQLITE_ROW) id = s.text(0);
     if (s.rc() != SQLITE_ROW && s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "raise alarm"));
   }
-  if (id.empty()) {
-    id = newUuid();
-    out.created = true;
-    Stmt s(*stmts_, db_,
-           "INSERT INTO alarms(id, tenant_id, source_type, source_id, source_name, device_id, device_name, key, "
-           "severity, status, acknowledged, count, start_ms, last_ms, message, observed, expected_lo, expected_hi, "
-           "score) VALUES (?,?,?,?,?,?,?,?,?,'active',0,1,?,?,?,?,?,?,?)");
-    s.bind(1, id).bind(2, tenant.str()).bind(3, e.source_type).bind(4, e.source_id).bind(5, e.source_name);
-    s.bind(6, e.device_id).bind(7, e.device_name).bind(8, e.key).bind(9, std::string(severityName(e.severity)));
-    s.bind(10, e.ts).bind(11, e.ts).bind(12, e.message);
-    bindOptDouble(s, 13, e.observed);
-    bindOptDouble(s, 14, e.expected_lo);
-    bindOptDouble(s, 15, e.expected_hi);
-    bindOptDouble(s, 16, e.score);
-    if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "raise alarm"));
-  }
-  auto a = getAlarmLocked(tenant, id);
-  if (!a) return std::unexpected(a.error());
-  if (auto st = tx.commit(); !st) return std::unexpected(st.error());
-  out.alarm = std::move(*a);
-  return out;
+  if (!id.empty()) return ok();
+  id = newUuid();
+  created = true;
+  Stmt s(*stmts_, db_,
+         "INSERT INTO alarms(id, tenant_id, source_type, source_id, source_name, device_id, device_name, key, "
+         "severity, status, acknowledged, count, start_ms, last_ms, message, observed, expected_lo, expected_hi, "
+         "score) VALUES (?,?,?,?,?,?,?,?,?,'active',0,1,?,?,?,?,?,?,?)");
+  s.bind(1, id).bind(2, tenant.str()).bind(3, e.source_type).bind(4, e.source_id).bind(5, e.source_name);
+  s.bind(6, e.device_id).bind(7, e.device_name).bind(8, e.key).bind(9, std::string(severityName(e.severity)));
+  s.bind(10, e.ts).bind(11, e.ts).bind(12, e.message);
+  bindOptDouble(s, 13, e.observed);
+  bindOptDouble(s, 14, e.expected_lo);
+  bindOptDouble(s, 15, e.expected_hi);
+  bindOptDouble(s, 16, e.score);
+  if (s.step() != SQLITE_DONE) return std::unexpected(dbError(db_, "raise alarm"));
+  return ok();
 }
 
-Result<std::optional<Alarm>> AnalyticsStore::clearOpen(const TenantId& tenant, const std::string& source_id,
-                                                       const std::string& device_id, const std::string& key,
-                                                       std::int64_t ts, const std::string& by) {
-  std::lock_guard lock(mutex_);
+Status AnalyticsStore::clearOpenLocked(const TenantId& tenant, const AlarmEvent& e, std::string& id) {
+  id.clear();
   Stmt s(*stmts_, db_,
-         "UPDATE alarms SET status = 'cleared', end_ms = MAX(?, start_ms), cleared_by = ?, cleared_ms = ? "
+         "UPDATE alarms SET status = 'cleared', end_ms = MAX(?, start_ms), cleared_by = 'auto', cleared_ms = ? "
          "WHERE tenant_id = ? AND source_id = ? AND device_id = ? AND key = ? AND status != 'cleared' RETURNING id");
-  s.bind(1, ts).bind(2, by).bind(3, nowMs()).bind(4, tenant.str()).bind(5, source_id).bind(6, device_id).bind(7, key);
-  std::string id;
+  s.bind(1, e.ts).bind(2, nowMs()).bind(3, tenant.str()).bind(4, e.source_id).bind(5, e.device_id).bind(6, e.key);
   if (s.step() == SQLITE_ROW) id = s.text(0);
   if (s.rc() != SQLITE_ROW && s.rc() != SQLITE_DONE) return std::unexpected(dbError(db_, "clear alarm"));
-  if (id.empty()) return std::optional<Alarm>{};
-  auto a = getAlarmLocked(tenant, id);
-  if (!a) return std::unexpected(a.error());
-  return std::optional<Alarm>(std::move(*a));
+  return ok();
+}
+
+Result<std::vector<AnalyticsStore::AlarmChange>> AnalyticsStore::applyAlarmOps(std::span<const AlarmOp> ops) {
+  std::vector<AlarmChange> out;
+  if (ops.empty()) return out;
+  std::lock_guard lock(mutex_);
+  Transaction tx(db_, stmts_.get());
+  if (!tx.began()) return std::unexpected(dbError(db_, "store alarms"));
+  // Alarms repeated in this batch and not cleared since: one kUpdated each at the end, in the
+  // order of their first repeat.
+  // Cleared ones keep their place with an empty id.
+  std::vector<std::pair<TenantId, std::string>> updated;
+  std::unordered_map<std::string, std::size_t> updated_at;  // id -> index in `updated`
+  auto snapshot = [&](const TenantId& tenant, const std::string& id, Change change) -> Status {
+    auto a = getAlarmLocked(tenant, id);
+    if (!a) return std::unexpected(a.error());
+    out.push_back(AlarmChange{tenant, change, std::move(*a)});
+    return ok();
+  };
+  std::string id;
+  for (const auto& op : ops) {
+    if (op.kind == AlarmOp::Kind::kRaise) {
+      bool created = false;
+      if (auto st = raiseLocked(op.tenant, op.event, id, created); !st) return std::unexpected(st.error());
+      if (created) {
+        if (auto st = snapshot(op.tenant, id, Change::kRaised); !st) return std::unexpected(st.error());
+      } else if (updated_at.emplace(id, updated.size()).second) {
+        updated.emplace_back(op.tenant, id);
+      }
+    } else {
+      if (auto st = clearOpenLocked(op.tenant, op.event, id); !st) return std::unexpected(st.error());
+      if (id.empty()) continue;
+      if (auto it = updated_at.find(id); it != updated_at.end()) {  // the clear carries its state
+        updated[it->second].second.clear();
+        updated_at.erase(it);
+      }
+      if (auto st = snapshot(op.tenant, id, Change::kCleared); !st) return std::unexpected(st.error());
+    }
+  }
+  for (const auto& [tenant, uid] : updated) {
+    if (uid.empty()) continue;
+    if (auto st = snapshot(tenant, uid, Change::kUpdated); !st) return std::unexpected(st.error());
+  }
+  if (auto st = tx.commit(); !st) return std::unexpected(st.error());
+  return out;
 }
 
 Result<std::vector<Alarm>> AnalyticsStore::clearSource(const TenantId& tenant, const std::string& source_id,

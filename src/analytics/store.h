@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -132,16 +133,26 @@ class AnalyticsStore {
   // Every tenant that has at least one detector or rule (engine start).
   Result<std::vector<TenantId>> tenantsWithDefinitions();
 
-  // Alarms.
-  struct Raised {
-    Alarm alarm;
-    bool created = false;  // false: the open alarm was bumped (count + 1)
+  // Alarms, as the engine changes them: a batch of raise / clear operations applied in order in
+  // one transaction (one commit per batch rather than per alarm; an alarm storm is a few commits).
+  struct AlarmOp {
+    enum class Kind : std::uint8_t { kRaise, kClear } kind = Kind::kRaise;
+    TenantId tenant;
+    // kRaise: the event. A raise of an open (source, device, key) alarm is a repeat: count + 1,
+    // latest observation, severity only rises. kClear: source_id, device_id, key and ts; clears
+    // the open alarm, if any, as "auto".
+    AlarmEvent event;
   };
-  Result<Raised> raise(const TenantId& tenant, const AlarmEvent& event);
-  // Clears the open alarm of (source, device, key), if any, as "auto" (or `by`).
-  Result<std::optional<Alarm>> clearOpen(const TenantId& tenant, const std::string& source_id,
-                                         const std::string& device_id, const std::string& key, std::int64_t ts,
-                                         const std::string& by = "auto");
+  enum class Change : std::uint8_t { kRaised, kUpdated, kCleared };
+  struct AlarmChange {
+    TenantId tenant;
+    Change change = Change::kRaised;
+    Alarm alarm;  // its state right after the change
+  };
+  // What the batch changed, in order, for notifications: a new alarm and a cleared one each
+  // once; repeats of an alarm collapse into one kUpdated with its state at the end of the batch
+  // (or into its kCleared, when the batch also clears it). Nothing is applied on an error.
+  Result<std::vector<AlarmChange>> applyAlarmOps(std::span<const AlarmOp> ops);
   // Clears every open alarm of a source (the detector or rule was deleted or disabled).
   Result<std::vector<Alarm>> clearSource(const TenantId& tenant, const std::string& source_id, std::int64_t ts,
                                          const std::string& by);
@@ -159,6 +170,10 @@ class AnalyticsStore {
   AnalyticsStore() = default;
   Status migrate();
   Result<Alarm> getAlarmLocked(const TenantId& tenant, const std::string& id);
+  // One operation of applyAlarmOps, inside its transaction: the id of the alarm changed (empty:
+  // a clear found no open alarm) and, for a raise, whether it was created.
+  Status raiseLocked(const TenantId& tenant, const AlarmEvent& e, std::string& id, bool& created);
+  Status clearOpenLocked(const TenantId& tenant, const AlarmEvent& e, std::string& id);
   Status deleteDefinition(const char* table, const char* noun, const TenantId& tenant, const std::string& id);
 
   std::mutex mutex_;
