@@ -31,6 +31,10 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kFlushEvery = std::chrono::milliseconds(100);
 constexpr auto kTickEvery = std::chrono::seconds(2);
 constexpr auto kIdleWait = std::chrono::milliseconds(20);
+// A worker that had work within kBusySpell polls its queue every kBusyPoll; only an idle one is
+// woken by the producers.
+constexpr auto kBusySpell = std::chrono::milliseconds(50);
+constexpr auto kBusyPoll = std::chrono::milliseconds(2);
 constexpr std::size_t kMaxPendingScores = 4096;
 constexpr std::size_t kMaxPendingAlarmOps = 1024;
 constexpr std::string_view kScoreSuffix = ".anomaly_score";
@@ -945,6 +949,7 @@ struct Engine::Impl {
 
   void run(Worker& w) {
     auto next_flush = Clock::now() + kFlushEvery;
+    auto last_work = Clock::now() - kBusySpell;
     auto next_tick = Clock::now() + kTickEvery;
     auto next_checkpoint = Clock::now() + std::chrono::seconds(config.analytics_checkpoint_s);
     // Devices with restored state are matched at once, so that inactivity detectors run for
@@ -1017,9 +1022,18 @@ struct Engine::Impl {
         checkpoint(w);
         next_checkpoint = now + std::chrono::seconds(config.analytics_checkpoint_s);
       }
-      if (done > 0) continue;
+      if (done > 0) {
+        last_work = now;
+        continue;
+      }
       if (!running.load(std::memory_order_acquire) && w.queue.empty()) break;
       std::unique_lock lock(w.wake_mutex);
+      if (now - last_work < kBusySpell) {
+        // Busy: poll again shortly instead of being woken for every batch (no futex wake on the
+        // ingest threads, a few hundred wake-ups a second at most).
+        w.wake.wait_for(lock, kBusyPoll);
+        continue;
+      }
       w.sleeping.store(true, std::memory_order_release);
       if (w.queue.empty()) w.wake.wait_for(lock, kIdleWait);
       w.sleeping.store(false, std::memory_order_release);
