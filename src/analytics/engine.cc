@@ -1,6 +1,7 @@
 #include "analytics/engine.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <boost/lockfree/queue.hpp>
 #include <chrono>
@@ -12,7 +13,6 @@
 #include <future>
 #include <mutex>
 #include <optional>
-#include <pthread.h>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -431,8 +431,8 @@ struct Engine::Impl {
     }
   }
 
-  void detectorEdge(Worker& w, DevState& d, const DetectorDef& def, EdgeTracker& edge, const std::string& key, std::int64_t ts,
-                    double observed, const Verdict& v) {
+  void detectorEdge(Worker& w, DevState& d, const DetectorDef& def, EdgeTracker& edge, const std::string& key,
+                    std::int64_t ts, double observed, const Verdict& v) {
     switch (edge.update(v.score, def.threshold)) {
       case EdgeTracker::Edge::kRaise:
       case EdgeTracker::Edge::kRepeat: {

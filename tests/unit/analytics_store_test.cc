@@ -1,9 +1,8 @@
 // The alarm side of the analytics store: batches of raises and clears from the engine
 // (AnalyticsStore::applyAlarmOps), applied in one transaction, and the changes they report.
-#include "analytics/store.h"
-
 #include <gtest/gtest.h>
 
+#include "analytics/store.h"
 #include "test_util.h"
 
 namespace sw::analytics {
@@ -107,8 +106,8 @@ TEST_F(AlarmOps, AClearWithoutAnOpenAlarmChangesNothing) {
 }
 
 TEST_F(AlarmOps, AlarmsAreKeptApartByTenantDeviceAndKey) {
-  auto c = apply({raise(t1, "d1", "temp", 1000, 50), raise(t2, "d1", "temp", 1000, 50), raise(t1, "d2", "temp", 1000, 50),
-                  raise(t1, "d1", "hum", 1000, 50), clear(t2, "d1", "temp", 2000)});
+  auto c = apply({raise(t1, "d1", "temp", 1000, 50), raise(t2, "d1", "temp", 1000, 50),
+                  raise(t1, "d2", "temp", 1000, 50), raise(t1, "d1", "hum", 1000, 50), clear(t2, "d1", "temp", 2000)});
   ASSERT_EQ(c.size(), 5u);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(c[i].change, Change::kRaised) << i;
   EXPECT_EQ(c[4].change, Change::kCleared);
