@@ -20,7 +20,7 @@ namespace sw::analytics {
 // a flapping series of alarms.
 class EdgeTracker {
  public:
-  static constexpr int kDefaultClearAfter = 5;
+  static constexpr int kDefaultClearAfter = analytics::kDefaultClearAfter;
   explicit EdgeTracker(int clear_after = kDefaultClearAfter) : clear_after_(std::max(1, clear_after)) {}
   // The definition's clear_after (params come resolved; the default for older definitions).
   static EdgeTracker forDefinition(const DetectorDef& def) {

@@ -56,7 +56,7 @@ const std::vector<KindInfo>& kindInfos() {
                                detail::cusumInfo(),   detail::spikeInfo(),       detail::flatlineInfo(),
                                detail::missingInfo(), detail::multivariateInfo()};
     for (KindInfo& info : v) {
-      info.params.push_back({kClearAfterParam, 5, 1, 1000, true,
+      info.params.push_back({kClearAfterParam, kDefaultClearAfter, 1, 1000, true,
                              "Points in a row below the threshold before an open alarm clears itself. Higher: "
                              "fewer alarms for one flickering episode; lower: alarms end sooner."});
     }

@@ -41,6 +41,7 @@ using Params = std::map<std::string, double, std::less<>>;
 // Taken by every kind: consecutive points below the threshold before an open alarm clears
 // (1..1000, default 5). Read by the alarm logic (EdgeTracker), not by the detectors.
 inline constexpr std::string_view kClearAfterParam = "clear_after";
+inline constexpr int kDefaultClearAfter = 5;
 Params defaultParams(DetectorKind kind);
 // Returns the defaults overlaid with `given`, validated.
 Result<Params> resolveParams(DetectorKind kind, const Params& given);

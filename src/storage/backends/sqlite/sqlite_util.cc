@@ -27,7 +27,7 @@ Status exec(sqlite3* db, const char* sql) {
 }
 
 sqlite3_stmt* StmtCache::get(sqlite3* db, std::string_view sql, int& rc) {
-  if (auto it = stmts_.find(std::string(sql)); it != stmts_.end()) {
+  if (auto it = stmts_.find(sql); it != stmts_.end()) {
     rc = SQLITE_OK;
     return it->second;
   }
