@@ -1,7 +1,6 @@
 #include "analytics/engine.h"
 
 #include <fmt/format.h>
-#include <pthread.h>
 
 #include <boost/lockfree/queue.hpp>
 #include <chrono>
@@ -20,6 +19,7 @@
 #include "analytics/stream_logic.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "runtime/thread_name.h"
 
 namespace sw::analytics {
 namespace {
@@ -808,16 +808,24 @@ struct Engine::Impl {
     }
   }
 
+  // All pending scores in one commit (one storage write per device would cost the engine more
+  // than computing the scores).
   void flushScores(Worker& w) {
-    for (auto& [dkey, points] : w.pending_scores) {
+    if (w.pending_scores.empty()) return;
+    std::vector<std::pair<TenantId, DeviceId>> ids;
+    ids.reserve(w.pending_scores.size());  // DeviceBatch points into it: no reallocation
+    std::vector<storage::TimeSeriesStore::DeviceBatch> batches;
+    batches.reserve(w.pending_scores.size());
+    for (const auto& [dkey, points] : w.pending_scores) {
       if (points.empty()) continue;
-      auto slash = dkey.find('/');
-      TenantId tenant(dkey.substr(0, slash));
-      DeviceId device(dkey.substr(slash + 1));
-      if (auto st = store.write(tenant, device, points); !st && st.error().code != Code::kNotFound) {
-        write_errors.inc();
-        log->warn("msg=\"cannot write anomaly scores\" error=\"{}\"", st.error().message);
-      }
+      const auto slash = dkey.find('/');
+      const auto& [tenant, device] =
+          ids.emplace_back(TenantId(dkey.substr(0, slash)), DeviceId(dkey.substr(slash + 1)));
+      batches.push_back({&tenant, &device, points});
+    }
+    if (auto st = store.writeMany(batches); !st) {
+      write_errors.inc();
+      log->warn("msg=\"cannot write anomaly scores\" points={} error=\"{}\"", w.pending_count, st.error().message);
     }
     w.pending_scores.clear();
     w.pending_count = 0;
@@ -1084,7 +1092,7 @@ Status Engine::start() {
     Impl::Worker* wp = w.get();
     w->thread = std::thread([&m, wp] {
       // Named for top -H, perf and the benchmark's per-thread CPU figures (15 characters at most).
-      pthread_setname_np(pthread_self(), fmt::format("sw-analytics-{}", wp->index % 100).c_str());
+      runtime::nameThisThread("sw-analytics-" + std::to_string(wp->index % 100));
       m.run(*wp);
     });
   }

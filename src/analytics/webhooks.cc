@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/hex.h"
 #include "core/logging.h"
+#include "runtime/thread_name.h"
 #include "storage/backends/sqlite/sqlite_util.h"
 #include "sw_version.h"
 
@@ -585,7 +586,12 @@ void WebhookService::start() {
   std::lock_guard lock(state_mutex_);
   if (!threads_.empty()) return;
   stopping_ = false;
-  for (int i = 0; i < options_.concurrency; ++i) threads_.emplace_back([this] { senderLoop(); });
+  for (int i = 0; i < options_.concurrency; ++i) {
+    threads_.emplace_back([this, i] {
+      runtime::nameThisThread("sw-webhook-" + std::to_string(i));
+      senderLoop();
+    });
+  }
 }
 
 void WebhookService::stop() {

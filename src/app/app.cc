@@ -21,6 +21,7 @@
 #include "ingest/transports/mqtt/mqtt_server.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/io_workers.h"
+#include "runtime/thread_name.h"
 #include "security/crypto.h"
 #include "security/jwt_issuer.h"
 #include "storage/storage_factory.h"
@@ -83,7 +84,10 @@ class RetentionJob {
  public:
   RetentionJob(storage::MetadataStore& m, storage::TimeSeriesStore& s, int interval_s)
       : metadata_(m), store_(s), interval_(interval_s) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      runtime::nameThisThread("sw-retention");
+      run();
+    });
   }
   ~RetentionJob() {
     {
@@ -216,7 +220,7 @@ int serve(const Config& config) {
   const api::StaticFiles ui = loadUi(config);
   router.setFallback([&ui](api::Context& ctx) { return ui.serve(ctx.request); });
 
-  runtime::BlockingPool pool(config.api_threads, config.api_queue);
+  runtime::BlockingPool pool(config.api_threads, config.api_queue, "sw-api");
   metrics.gauge("sw_api_queue_depth", "Requests waiting for a handler thread",
                 [&pool] { return static_cast<double>(pool.depth()); });
   runtime::IoWorkers workers(config.io_threads);

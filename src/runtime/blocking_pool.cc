@@ -1,9 +1,18 @@
 #include "runtime/blocking_pool.h"
 
+#include <string>
+
+#include "runtime/thread_name.h"
+
 namespace sw::runtime {
 
-BlockingPool::BlockingPool(int threads, std::size_t max_queue) : max_queue_(max_queue) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+BlockingPool::BlockingPool(int threads, std::size_t max_queue, std::string_view name) : max_queue_(max_queue) {
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, n = std::string(name) + '-' + std::to_string(i)] {
+      nameThisThread(n);
+      run();
+    });
+  }
 }
 
 BlockingPool::~BlockingPool() {

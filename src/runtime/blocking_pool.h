@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -16,7 +17,8 @@ namespace sw::runtime {
 class BlockingPool {
  public:
   using Task = std::move_only_function<void()>;
-  BlockingPool(int threads, std::size_t max_queue);
+  // Threads are named "{name}-{i}".
+  BlockingPool(int threads, std::size_t max_queue, std::string_view name = "sw-pool");
   ~BlockingPool();
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;

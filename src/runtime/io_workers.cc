@@ -1,5 +1,9 @@
 #include "runtime/io_workers.h"
 
+#include <string>
+
+#include "runtime/thread_name.h"
+
 namespace sw::runtime {
 
 IoWorkers::IoWorkers(int threads) {
@@ -15,7 +19,12 @@ IoWorkers::~IoWorkers() {
 }
 
 void IoWorkers::start() {
-  for (auto& ctx : contexts_) threads_.emplace_back([c = ctx.get()] { c->run(); });
+  for (std::size_t i = 0; i < contexts_.size(); ++i) {
+    threads_.emplace_back([c = contexts_[i].get(), i] {
+      nameThisThread("sw-io-" + std::to_string(i));
+      c->run();
+    });
+  }
 }
 
 boost::asio::io_context& IoWorkers::next() {

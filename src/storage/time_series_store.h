@@ -60,6 +60,16 @@ class TimeSeriesStore {
 
   // Last write wins for the same (series, ts). Keys are validated by the caller (ingest).
   virtual Status write(const TenantId& tenant, const DeviceId& device, std::span<const Point> points) = 0;
+  // The points of several devices (of any tenants) in one commit: cheaper than one write() per
+  // device for many small batches (the analytics engine's anomaly scores). Devices deleted in the
+  // meantime are skipped (write() would refuse them with not_found); an invalid id fails the
+  // whole call before anything is written.
+  struct DeviceBatch {
+    const TenantId* tenant;
+    const DeviceId* device;
+    std::span<const Point> points;
+  };
+  virtual Status writeMany(std::span<const DeviceBatch> batches) = 0;
 
   virtual Result<std::vector<std::string>> keys(const TenantId& tenant, const DeviceId& device) = 0;
   // Latest value per key; an empty keys list means all keys of the device. Unknown keys are absent.

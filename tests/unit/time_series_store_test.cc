@@ -792,6 +792,61 @@ TYPED_TEST(TimeSeriesStoreTest, DeleteDeviceRemovesAllItsData) {
   EXPECT_EQ((*l)[0].second.ts, kT0 + 10);
 }
 
+TYPED_TEST(TimeSeriesStoreTest, WriteManyCommitsSeveralDevicesAndTenants) {
+  DeviceId d2(newUuid());
+  TenantId other(newUuid());
+  const std::vector<Point> a{pt(kT0, "a", 1.0), pt(kT0 + kHour, "a", 2.0), pt(kT0, "b", 3.0)};
+  const std::vector<Point> b{pt(kT0 + 5, "a", 4.0), pt(kT0 + 5, "a", 5.0)};  // later one wins
+  const std::vector<Point> c{pt(kT0, "a", 6.0)};
+  const std::vector<Point> none;
+  const TimeSeriesStore::DeviceBatch batches[] = {
+      {&this->tenant_, &this->device_, a}, {&this->tenant_, &d2, b}, {&other, &this->device_, c}, {&other, &d2, none}};
+  auto st = this->store().writeMany(batches);
+  ASSERT_TRUE(st) << st.error().message;
+
+  auto da = readAll(this->store(), this->tenant_, this->device_, "a");
+  ASSERT_EQ(da.size(), 2u);
+  EXPECT_EQ(da[1].value, Value(2.0));
+  EXPECT_EQ(readAll(this->store(), this->tenant_, this->device_, "b").size(), 1u);
+  auto d2a = readAll(this->store(), this->tenant_, d2, "a");
+  ASSERT_EQ(d2a.size(), 1u);
+  EXPECT_EQ(d2a[0].value, Value(5.0));
+  auto oa = readAll(this->store(), other, this->device_, "a");
+  ASSERT_EQ(oa.size(), 1u);
+  EXPECT_EQ(oa[0].value, Value(6.0));
+  EXPECT_TRUE(readAll(this->store(), other, d2, "a").empty());
+  // Rollups and latest values are kept as for write().
+  auto sum = agg(this->store(), this->tenant_, this->device_, "a", kT0 - kDay, kT0 + kDay, kDay, AggFn::kSum);
+  ASSERT_EQ(sum.size(), 1u);
+  EXPECT_EQ(sum[0].value, 3.0);
+  auto l = this->store().latest(this->tenant_, d2, {});
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->size(), 1u);
+  EXPECT_EQ((*l)[0].second.value, Value(5.0));
+  // Nothing to write is fine.
+  EXPECT_TRUE(this->store().writeMany({}));
+}
+
+TYPED_TEST(TimeSeriesStoreTest, WriteManySkipsDeletedDevicesAndRefusesBadIds) {
+  DeviceId gone(newUuid());
+  this->write({pt(kT0, "a", 1.0)}, &gone);
+  ASSERT_TRUE(this->store().deleteDevice(this->tenant_, gone));
+  const std::vector<Point> p{pt(kT0 + 1, "a", 2.0)};
+  const TimeSeriesStore::DeviceBatch batches[] = {{&this->tenant_, &gone, p}, {&this->tenant_, &this->device_, p}};
+  ASSERT_TRUE(this->store().writeMany(batches));
+  EXPECT_TRUE(readAll(this->store(), this->tenant_, gone, "a").empty());  // not brought back
+  EXPECT_EQ(readAll(this->store(), this->tenant_, this->device_, "a").size(), 1u);
+
+  // One invalid id fails the call and writes nothing.
+  DeviceId bad("not-a-uuid");
+  DeviceId fresh(newUuid());
+  const TimeSeriesStore::DeviceBatch mixed[] = {{&this->tenant_, &fresh, p}, {&this->tenant_, &bad, p}};
+  auto st = this->store().writeMany(mixed);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, Code::kInvalidArgument);
+  EXPECT_TRUE(readAll(this->store(), this->tenant_, fresh, "a").empty());
+}
+
 TYPED_TEST(TimeSeriesStoreTest, DeleteTenantRemovesAllItsDevices) {
   DeviceId d2(newUuid());
   TenantId other(newUuid());

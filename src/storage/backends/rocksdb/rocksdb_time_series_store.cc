@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "core/logging.h"
+#include "runtime/thread_name.h"
 #include "storage/backends/rocksdb/chunk_codec.h"
 #include "storage/backends/rocksdb/key_codec.h"
 
@@ -230,7 +231,10 @@ Result<std::unique_ptr<RocksDbTimeSeriesStore>> RocksDbTimeSeriesStore::open(con
     options.metrics->gauge("sw_store_pending_rollups", "Hour buckets waiting for their rollup recompute",
                            [raw] { return static_cast<double>(raw->stats().pending_rollups); });
   }
-  store->rollup_thread_ = std::thread([p = store.get()] { p->rollupLoop(); });
+  store->rollup_thread_ = std::thread([p = store.get()] {
+    runtime::nameThisThread("sw-rollup");
+    p->rollupLoop();
+  });
   return store;
 }
 
@@ -246,18 +250,22 @@ RocksDbTimeSeriesStore::~RocksDbTimeSeriesStore() {
   }
 }
 
-std::shared_mutex& RocksDbTimeSeriesStore::stripeFor(std::string_view device_prefix) {
-  return stripes_[std::hash<std::string_view>{}(device_prefix) % kStripes];
+std::size_t RocksDbTimeSeriesStore::stripeIndex(std::string_view device_prefix) const {
+  return std::hash<std::string_view>{}(device_prefix) % kStripes;
 }
 
-Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& device, std::span<const Point> points) {
-  auto dp = devicePrefix(tenant, device);
-  if (!dp) return fail(Code::kInvalidArgument, "tenant and device ids must be UUIDs");
-  if (points.empty()) return ok();
-  auto started = std::chrono::steady_clock::now();
+std::shared_mutex& RocksDbTimeSeriesStore::stripeFor(std::string_view device_prefix) {
+  return stripes_[stripeIndex(device_prefix)];
+}
 
-  // Group the batch by (key, hour): one chunk merge per group. Within the batch, a later point
-  // wins over an earlier one with the same timestamp (stable sort, keep the last).
+namespace {
+
+// Appends one device's points to `batch`: grouped by (key, hour), one chunk merge per group and
+// one latest-value merge per key. Within the points, a later one wins over an earlier one with
+// the same timestamp (stable sort, keep the last). The series and hours touched go to `marks`.
+void appendDevice(std::string_view dp, std::span<const Point> points, rocksdb::WriteBatch& batch,
+                  rocksdb::ColumnFamilyHandle* chunks, rocksdb::ColumnFamilyHandle* latest,
+                  std::vector<std::pair<std::string, std::set<std::int64_t>>>& marks) {
   std::vector<std::uint32_t> order(points.size());
   for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
@@ -266,15 +274,12 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
     if (int c = pa.key.compare(pb.key); c != 0) return c < 0;
     return pa.ts < pb.ts;
   });
-
-  rocksdb::WriteBatch batch;
-  std::vector<std::pair<std::string, std::set<std::int64_t>>> marks;
   std::vector<TimedValue> chunk;
   std::string val;
   std::size_t i = 0;
   while (i < order.size()) {
     const std::string& name = points[order[i]].key;
-    std::string series = seriesPrefix(*dp, name);
+    std::string series = seriesPrefix(dp, name);
     std::set<std::int64_t> hours;
     std::size_t newest = order[i];
     while (i < order.size() && points[order[i]].key == name) {
@@ -288,37 +293,88 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
       }
       val.clear();
       encodeChunk(chunk, val);
-      batch.Merge(cfs_[kChunks], tsKey(series, hour), val);
+      batch.Merge(chunks, tsKey(series, hour), val);
       hours.insert(hour);
     }
     val.clear();
     appendTs(points[newest].ts, val);
     encodeValue(points[newest].value, val);
-    batch.Merge(cfs_[kLatest], series, val);
+    batch.Merge(latest, series, val);
     marks.emplace_back(std::move(series), std::move(hours));
   }
+}
 
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_wal;
+}  // namespace
+
+Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& device, std::span<const Point> points) {
+  const DeviceBatch one{&tenant, &device, points};
+  std::size_t gone = 0;
+  if (auto st = commit({&one, 1}, gone); !st) return st;
+  if (gone) return fail(Code::kNotFound, "device not found (deleted)");
+  return ok();
+}
+
+Status RocksDbTimeSeriesStore::writeMany(std::span<const DeviceBatch> batches) {
+  std::size_t gone = 0;
+  return commit(batches, gone);
+}
+
+Status RocksDbTimeSeriesStore::commit(std::span<const DeviceBatch> batches, std::size_t& gone) {
+  gone = 0;
+  std::vector<std::string> prefixes;
+  prefixes.reserve(batches.size());
+  std::vector<std::size_t> stripes;
+  for (const auto& b : batches) {
+    auto dp = devicePrefix(*b.tenant, *b.device);
+    if (!dp) return fail(Code::kInvalidArgument, "tenant and device ids must be UUIDs");
+    stripes.push_back(stripeIndex(*dp));
+    prefixes.push_back(std::move(*dp));
+  }
+  auto started = std::chrono::steady_clock::now();
+  // The devices' stripes, shared and in index order (deleteTenant takes them all exclusively in
+  // the same order): while they are held, no device of the batch can be deleted or settled.
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::shared_lock<std::shared_mutex>> held;
+  held.reserve(stripes.size());
+  for (std::size_t i : stripes) held.emplace_back(stripes_[i]);
+
+  std::vector<bool> skip(batches.size(), false);
   {
-    std::shared_lock stripe(stripeFor(*dp));
-    {
-      // A dirty marker already in memory is also on disk (markers are removed only under the
-      // exclusive stripe lock, together with the memory entry): write only the missing ones.
-      std::lock_guard lock(dirty_mutex_);
-      if (tombstoned(*dp)) return fail(Code::kNotFound, "device not found (deleted)");
-      for (const auto& [series, hours] : marks) {
-        auto it = dirty_.find(series);
-        for (std::int64_t h : hours) {
-          if (it == dirty_.end() || !it->second.hours.contains(h)) {
-            batch.Put(cfs_[kDirty], tsKey(series, h), rocksdb::Slice());
-          }
-        }
+    std::lock_guard lock(dirty_mutex_);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (batches[i].points.empty()) {
+        skip[i] = true;
+      } else if (tombstoned(prefixes[i])) {
+        skip[i] = true;
+        ++gone;
       }
     }
-    auto s = db_->Write(wo, &batch);
-    if (!s.ok()) return std::unexpected(fromRocks(s, "write"));
-    const auto now = std::chrono::steady_clock::now();
+  }
+  rocksdb::WriteBatch batch;
+  std::vector<std::pair<std::string, std::set<std::int64_t>>> marks;
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    if (!skip[i]) appendDevice(prefixes[i], batches[i].points, batch, cfs_[kChunks], cfs_[kLatest], marks);
+  }
+  if (marks.empty()) return ok();
+  {
+    // A dirty marker already in memory is also on disk (markers are removed only under the
+    // exclusive stripe lock, together with the memory entry): write only the missing ones.
+    std::lock_guard lock(dirty_mutex_);
+    for (const auto& [series, hours] : marks) {
+      auto it = dirty_.find(series);
+      for (std::int64_t h : hours) {
+        if (it == dirty_.end() || !it->second.hours.contains(h))
+          batch.Put(cfs_[kDirty], tsKey(series, h), rocksdb::Slice());
+      }
+    }
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_wal;
+  auto s = db_->Write(wo, &batch);
+  if (!s.ok()) return std::unexpected(fromRocks(s, "write"));
+  const auto now = std::chrono::steady_clock::now();
+  {
     std::lock_guard lock(dirty_mutex_);
     for (auto& [series, hours] : marks) {
       DirtySeries& d = dirty_[series];
@@ -326,6 +382,7 @@ Status RocksDbTimeSeriesStore::write(const TenantId& tenant, const DeviceId& dev
       d.last_write = now;
     }
   }
+  held.clear();
   if (write_latency_) {
     write_latency_->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }

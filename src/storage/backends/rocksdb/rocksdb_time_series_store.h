@@ -64,6 +64,7 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   ~RocksDbTimeSeriesStore() override;
 
   Status write(const TenantId& tenant, const DeviceId& device, std::span<const Point> points) override;
+  Status writeMany(std::span<const DeviceBatch> batches) override;
   Result<std::vector<std::string>> keys(const TenantId& tenant, const DeviceId& device) override;
   Result<std::vector<std::pair<std::string, TimedValue>>> latest(const TenantId& tenant, const DeviceId& device,
                                                                  const std::vector<std::string>& keys) override;
@@ -85,6 +86,10 @@ class RocksDbTimeSeriesStore final : public TimeSeriesStore {
   RocksDbTimeSeriesStore() = default;
 
   std::shared_mutex& stripeFor(std::string_view device_prefix);
+  std::size_t stripeIndex(std::string_view device_prefix) const;
+  // write() and writeMany(): one commit for the batches; the number of devices skipped because
+  // they were deleted goes to `gone`.
+  Status commit(std::span<const DeviceBatch> batches, std::size_t& gone);
   // Recomputes this series' dirty rollups. In the background pass (`background`), a series
   // written in the last kActiveWindow keeps its newest dirty hour for later: it is still
   // filling, and recomputing it on every batch would redo the same work many times.
