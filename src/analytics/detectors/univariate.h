@@ -79,10 +79,10 @@ class RobustWindow {
     head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
     double* s = sorted_.data();
     const std::size_t n = sorted_.size();
-    std::size_t i = bound<false>(s, n, old);
+    std::size_t i, j;
+    bounds(s, n, old, x, i, j);
     if (i >= n) i = n - 1;  // cannot happen (old is in the window); keeps memory safe anyway
-    const std::size_t j = bound<true>(s, n, x);
-    if (j > i) {  // shift (i, j) left by one, x goes to j - 1
+    if (j > i) {            // shift (i, j) left by one, x goes to j - 1
       std::memmove(s + i, s + i + 1, (j - 1 - i) * sizeof(double));
       s[j - 1] = x;
     } else {  // shift [j, i) right by one, x goes to j
@@ -193,21 +193,25 @@ class RobustWindow {
     return v;
   }
 
-  // std::lower_bound (kUpper false) or std::upper_bound (true) without branches on the data:
-  // on noisy values each comparison is a coin toss, so conditional moves beat branches
-  // (bench_detectors: zscore 134 -> 131 ns per point, spike 147 -> 138).
-  template <bool kUpper>
-  static std::size_t bound(const double* s, std::size_t n, double x) {
-    if (n == 0) return 0;
-    const double* base = s;
+  // std::lower_bound of `old` (i) and std::upper_bound of `x` (j) in one loop, without branches
+  // on the data: on noisy values each comparison is a coin toss, so conditional moves beat
+  // branches, and the two searches take the same number of steps, so interleaved their dependent
+  // loads overlap (bench_detectors, window 120: zscore 131 -> 104 ns per point, spike 134 -> 109).
+  static void bounds(const double* s, std::size_t n, double old, double x, std::size_t& i, std::size_t& j) {
+    if (n == 0) {
+      i = j = 0;
+      return;
+    }
+    const double* a = s;
+    const double* b = s;
     while (n > 1) {
       const std::size_t half = n / 2;
-      const bool right = kUpper ? !(x < base[half - 1]) : base[half - 1] < x;
-      base += right ? half : 0;
+      a += a[half - 1] < old ? half : 0;
+      b += !(x < b[half - 1]) ? half : 0;
       n -= half;
     }
-    const bool right = kUpper ? !(x < *base) : *base < x;
-    return static_cast<std::size_t>(base - s) + (right ? 1 : 0);
+    i = static_cast<std::size_t>(a - s) + (*a < old ? 1 : 0);
+    j = static_cast<std::size_t>(b - s) + (!(x < *b) ? 1 : 0);
   }
 
   std::size_t cap_;
