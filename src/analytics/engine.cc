@@ -247,6 +247,7 @@ struct Engine::Impl {
   std::atomic<std::size_t> instances{0};
 
   Counter& points_in;
+  Counter& points_done;
   Counter& queue_waits;
   Counter& alarms_raised;
   Counter& alarms_cleared;
@@ -260,7 +261,9 @@ struct Engine::Impl {
         metadata(m),
         store(s),
         analytics(a),
-        points_in(metrics.counter("sw_analytics_points_total", "Points the analytics engine evaluated")),
+        points_in(metrics.counter("sw_analytics_points_total", "Points handed to the analytics engine")),
+        points_done(metrics.counter("sw_analytics_points_done_total",
+                                    "Points the analytics engine has evaluated (the rest are queued)")),
         queue_waits(metrics.counter("sw_analytics_queue_waits_total",
                                     "Times ingest waited for a full analytics queue (backpressure)")),
         alarms_raised(metrics.counter("sw_analytics_alarms_raised_total", "Alarms opened by detectors and rules")),
@@ -993,7 +996,10 @@ struct Engine::Impl {
         std::unique_ptr<Task> task(t);
         ++done;
         switch (task->kind) {
-          case Task::Kind::kPoints: processPoints(w, *task, snap); break;
+          case Task::Kind::kPoints:
+            processPoints(w, *task, snap);
+            points_done.inc(task->points.size());
+            break;
           case Task::Kind::kRematch: {
             auto it = w.devices.find(devKey(task->tenant, task->device));
             if (it != w.devices.end()) it->second->matched = false;  // re-read at its next point

@@ -20,12 +20,12 @@ IngestPipeline::IngestPipeline(const Config& config, storage::MetadataStore& met
       rejected_invalid_(metrics.counter("sw_ingest_rejected_total", "Messages rejected", R"(reason="invalid")")) {}
 
 void IngestPipeline::addObserver(Observer observer) {
-  std::lock_guard lock(observers_mutex_);
+  std::unique_lock lock(observers_mutex_);
   observers_.push_back(std::move(observer));
 }
 
 void IngestPipeline::addAttributesObserver(AttributesObserver observer) {
-  std::lock_guard lock(observers_mutex_);
+  std::unique_lock lock(observers_mutex_);
   attribute_observers_.push_back(std::move(observer));
 }
 
@@ -81,7 +81,7 @@ std::vector<Result<std::size_t>> IngestPipeline::telemetryBatch(const DeviceRef&
   }
   points_.inc(points.size());
   messages_.inc(admitted);
-  std::lock_guard lock(observers_mutex_);
+  std::shared_lock lock(observers_mutex_);
   for (const auto& o : observers_) o(device, points);
   return results;
 }
@@ -114,7 +114,7 @@ Status IngestPipeline::attributes(const DeviceRef& device, std::string_view payl
     attrs.push_back(storage::Attribute{std::string(k), simdjson::minify(v), now});
   }
   if (auto st = metadata_.upsertAttributes(device.tenant_id, device.device_id, "client", attrs); !st) return st;
-  std::lock_guard lock(observers_mutex_);
+  std::shared_lock lock(observers_mutex_);
   for (const auto& o : attribute_observers_) o(device, payload);
   return ok();
 }

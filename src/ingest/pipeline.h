@@ -7,6 +7,7 @@
 // call them from a blocking pool. Concurrent calls are group-committed by the store.
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -60,7 +61,9 @@ class IngestPipeline {
   DeviceAuthenticator auth_;
   security::RateLimiter limiter_;
   CodecRegistry codecs_;
-  std::mutex observers_mutex_;
+  // Observers are added at start-up and called on every ingest thread at once (each one is
+  // thread-safe): a shared lock, so that one message's observers never wait for another's.
+  std::shared_mutex observers_mutex_;
   std::vector<Observer> observers_;
   std::vector<AttributesObserver> attribute_observers_;
   Counter& points_;

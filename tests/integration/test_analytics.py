@@ -20,7 +20,7 @@ import websocket
 
 from mqtt_helpers import _mqtt_cleanup  # noqa: F401  (autouse)
 from mqtt_helpers import create_device, device_client
-from swtest import TenantCtx, assert_problem, now_ms, unique
+from swtest import TenantCtx, assert_problem, metric_value, now_ms, unique
 
 UNKNOWN = str(uuid.uuid4())
 WAIT = 10.0
@@ -296,6 +296,13 @@ def test_zscore_detector_alarm_and_anomaly_score_series(server, new_tenant):
     assert all(0 <= p["value"] <= 1 for p in pts)
     assert pts[-1]["ts"] == t0 + 300 * 60000 and pts[-1]["value"] >= det["threshold"]
     assert max(p["value"] for p in pts[:-1]) < det["threshold"]
+    # The engine's counters: points handed to it, and points it has evaluated (equal once idle).
+    def drained():
+        text = server.metrics()
+        total = metric_value(text, "sw_analytics_points_total")
+        done = metric_value(text, "sw_analytics_points_done_total")
+        return total is not None and total >= 301 and done == total
+    wait_for(drained, what="sw_analytics_points_done_total to reach sw_analytics_points_total")
 
 
 def test_backtest_has_no_side_effects(server, new_tenant):
