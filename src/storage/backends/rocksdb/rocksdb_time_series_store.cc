@@ -8,6 +8,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -321,9 +322,9 @@ Status RocksDbTimeSeriesStore::writeMany(std::span<const DeviceBatch> batches) {
 
 Status RocksDbTimeSeriesStore::commit(std::span<const DeviceBatch> batches, std::size_t& gone) {
   gone = 0;
-  std::vector<std::string> prefixes;
-  prefixes.reserve(batches.size());
-  std::vector<std::size_t> stripes;
+  // Inline storage for the usual single device (every ingest message).
+  boost::container::small_vector<std::string, 1> prefixes;
+  boost::container::small_vector<std::size_t, 1> stripes;
   for (const auto& b : batches) {
     auto dp = devicePrefix(*b.tenant, *b.device);
     if (!dp) return fail(Code::kInvalidArgument, "tenant and device ids must be UUIDs");
@@ -335,32 +336,31 @@ Status RocksDbTimeSeriesStore::commit(std::span<const DeviceBatch> batches, std:
   // the same order): while they are held, no device of the batch can be deleted or settled.
   std::sort(stripes.begin(), stripes.end());
   stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-  std::vector<std::shared_lock<std::shared_mutex>> held;
-  held.reserve(stripes.size());
+  boost::container::small_vector<std::shared_lock<std::shared_mutex>, 1> held;
   for (std::size_t i : stripes) held.emplace_back(stripes_[i]);
 
-  std::vector<bool> skip(batches.size(), false);
-  {
-    std::lock_guard lock(dirty_mutex_);
-    for (std::size_t i = 0; i < batches.size(); ++i) {
-      if (batches[i].points.empty()) {
-        skip[i] = true;
-      } else if (tombstoned(prefixes[i])) {
-        skip[i] = true;
-        ++gone;
-      }
-    }
-  }
   rocksdb::WriteBatch batch;
   std::vector<std::pair<std::string, std::set<std::int64_t>>> marks;
-  for (std::size_t i = 0; i < batches.size(); ++i) {
-    if (!skip[i]) appendDevice(prefixes[i], batches[i].points, batch, cfs_[kChunks], cfs_[kLatest], marks);
-  }
-  if (marks.empty()) return ok();
+  auto build = [&](auto&& skip) {
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (!skip(i)) appendDevice(prefixes[i], batches[i].points, batch, cfs_[kChunks], cfs_[kLatest], marks);
+    }
+  };
+  build([](std::size_t) { return false; });
+  if (marks.empty()) return ok();  // no points
   {
+    std::lock_guard lock(dirty_mutex_);
+    // A device deleted since its points were accepted (rare): its points are left out.
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (!batches[i].points.empty() && tombstoned(prefixes[i])) ++gone;
+    }
+    if (gone) {
+      batch.Clear();
+      marks.clear();
+      build([&](std::size_t i) { return tombstoned(prefixes[i]); });
+    }
     // A dirty marker already in memory is also on disk (markers are removed only under the
     // exclusive stripe lock, together with the memory entry): write only the missing ones.
-    std::lock_guard lock(dirty_mutex_);
     for (const auto& [series, hours] : marks) {
       auto it = dirty_.find(series);
       for (std::int64_t h : hours) {
@@ -369,6 +369,7 @@ Status RocksDbTimeSeriesStore::commit(std::span<const DeviceBatch> batches, std:
       }
     }
   }
+  if (marks.empty()) return ok();
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_wal;
   auto s = db_->Write(wo, &batch);
