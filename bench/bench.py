@@ -372,13 +372,9 @@ def bench_sensoworks(analytics=None, round_no=0):
 
         def no_pending_rollups():
             try:
-                text = s.get(base + "/metrics", timeout=10).text
+                return sw_metrics(s, base).get("sw_store_pending_rollups", 0) == 0
             except requests.RequestException:
                 return True
-            for line in text.splitlines():
-                if line.startswith("sw_store_pending_rollups"):
-                    return float(line.split()[-1]) == 0
-            return True
 
         res["settle_s"] = wait_settled("sensoworks", lambda: dir_bytes(ts_dir), no_pending_rollups)
         res["query_1series_1m_ms"], res["query_1series_1m_samples"] = median_ms(q1, QUERY_REPEATS)
